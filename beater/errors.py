@@ -1,0 +1,67 @@
+"""Errors the Beater reports to its callers, each with a stable WAMP URI.
+
+Every error carries a human message and, where there is one, the offending part
+(a query fragment and its position, a line number), so that HTTP front ends can
+answer 4xx with a JSON body and WAMP front ends an ``ApplicationError`` with the
+same details.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from router import contract
+
+
+class EstromError(Exception):
+    """Base class: a problem the caller caused and can fix."""
+
+    uri: str = contract.ERROR_INVALID_ARGUMENT
+    http_status: int = 400
+
+    def __init__(self, message: str, *, part: Optional[str] = None, position: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.part = part
+        self.position = position
+
+    def to_json(self) -> Dict[str, Any]:
+        """The JSON body of an HTTP error answer (and the kwargs of a WAMP error)."""
+        body: Dict[str, Any] = {"error": self.uri, "message": self.message}
+        if self.part is not None:
+            body["part"] = self.part
+        if self.position is not None:
+            body["position"] = self.position
+        return body
+
+
+class InvalidQuery(EstromError):
+    """The query cannot be parsed, or is not a valid query for this index."""
+
+    uri = contract.ERROR_INVALID_QUERY
+
+
+class UnsupportedQuery(EstromError):
+    """The query is valid Elasticsearch but the embedded percolator cannot match it faithfully."""
+
+    uri = contract.ERROR_UNSUPPORTED_QUERY
+
+
+class InvalidIndex(EstromError):
+    """The index name is not acceptable."""
+
+    uri = contract.ERROR_INVALID_INDEX
+
+
+class UnknownSubscription(EstromError):
+    """No registration has this subscription id."""
+
+    uri = contract.ERROR_UNKNOWN_SUBSCRIPTION
+    http_status = 404
+
+
+class BackendUnavailable(EstromError):
+    """The percolator backend cannot answer now; nothing was lost, retry later."""
+
+    uri = contract.ERROR_UNAVAILABLE
+    http_status = 503

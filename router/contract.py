@@ -1,0 +1,42 @@
+"""The WAMP contract shared by the router, the Beater, the Tailor and clients.
+
+Everything that crosses the router is named here once: the realm, the roles,
+the procedure and topic URIs and the error URIs.  ``.crossbar/config.json``
+grants permissions in terms of the same names (a test checks they agree).
+"""
+
+from __future__ import annotations
+
+REALM = "estrom"
+
+# Roles.  Services authenticate with WAMP-ticket; everyone else is anonymous.
+ROLE_BEATER = "beater"
+ROLE_TAILOR = "tailor"
+ROLE_ANONYMOUS = "anonymous"
+SERVICE_ROLES = (ROLE_BEATER, ROLE_TAILOR)
+
+# Procedures registered by the Beater.
+PROC_REGISTER = "estrom.register"
+"""``estrom.register(index, query, default_operator="or")`` → registration dict."""
+PROC_LOOKUP = "estrom.lookup"
+"""``estrom.lookup(subscription_id)`` → registration dict; ``estrom.error.unknown_subscription`` if absent."""
+PROC_INGEST = "estrom.ingest"
+"""``estrom.ingest(index, docs)`` → ingest report (beater role and services only)."""
+
+# Topics.  Each event carries one positional argument: a list of hits.
+TOPIC_PREFIX = "docs-for-"
+
+
+def topic_for(subscription_id: str) -> str:
+    """The topic on which documents matching ``subscription_id`` are published."""
+    return TOPIC_PREFIX + subscription_id
+
+
+# Errors (``ApplicationError.error``).
+ERROR_INVALID_QUERY = "estrom.error.invalid_query"
+ERROR_UNSUPPORTED_QUERY = "estrom.error.unsupported_query"
+ERROR_INVALID_INDEX = "estrom.error.invalid_index"
+ERROR_INVALID_ARGUMENT = "estrom.error.invalid_argument"
+ERROR_INVALID_DOCUMENT = "estrom.error.invalid_document"
+ERROR_UNKNOWN_SUBSCRIPTION = "estrom.error.unknown_subscription"
+ERROR_UNAVAILABLE = "estrom.error.unavailable"
