@@ -1,0 +1,84 @@
+"""Assembling a Beater: percolator backend, pipeline, HTTP site and WAMP component."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from autobahn.twisted.component import Component
+from twisted.internet.interfaces import IListeningPort
+from twisted.web.server import Site
+
+from beater import http, wamp
+from beater.percolator.base import Percolator
+from beater.pipeline import Pipeline
+from beater.sequence import Sequencer
+from beater.service import Beater
+from estrom.settings import Settings
+from router import contract
+from router.client import SessionHolder, service_component
+
+
+def make_percolator(settings: Settings) -> Percolator:
+    """The percolator backend chosen by ``settings.percolator``."""
+    if settings.percolator == "elasticsearch":
+        from beater.percolator.elasticsearch import ElasticsearchPercolator
+
+        return ElasticsearchPercolator(settings.es_url)
+    from beater.percolator.embedded import EmbeddedPercolator
+
+    return EmbeddedPercolator(settings.data_dir / "registrations.sqlite3")
+
+
+@dataclass
+class BeaterApp:
+    """A running (or ready to run) Beater."""
+
+    settings: Settings
+    beater: Beater
+    site: Site
+    component: Component
+    holder: SessionHolder
+    reactor: Any
+    port: Optional[IListeningPort] = None
+
+    async def start(self) -> None:
+        """Load registrations, listen for HTTP ingest and join the router."""
+        await self.beater.percolator.start()
+        self.port = self.reactor.listenTCP(self.settings.beater_port, self.site, interface=self.settings.beater_host)
+        self.component.start(self.reactor)
+
+    async def stop(self) -> None:
+        """Stop listening, leave the router and close the percolator."""
+        if self.port is not None:
+            await self.port.stopListening()
+        await self.component.stop()
+        await self.beater.percolator.stop()
+
+
+def make_beater(settings: Settings, reactor: Any = None) -> BeaterApp:
+    """Wire a Beater from ``settings`` (nothing starts until ``start``)."""
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    holder = SessionHolder()
+    percolator = make_percolator(settings)
+    pipeline = Pipeline(
+        percolator,
+        wamp.make_publisher(holder),
+        Sequencer(settings.data_dir / "sequences.json"),
+        reactor,
+        batch_size=settings.batch_size,
+        delay=settings.batch_delay_ms / 1000.0,
+    )
+    beater = Beater(percolator, pipeline)
+    component = service_component(settings.router_url, contract.ROLE_BEATER, settings.ticket(contract.ROLE_BEATER))
+    wamp.attach(component, beater, holder)
+
+    def router_ready() -> bool:
+        return holder.session is not None
+
+    site = Site(http.Root(beater, router_ready))
+    site.displayTracebacks = False
+    return BeaterApp(settings, beater, site, component, holder, reactor)

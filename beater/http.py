@@ -1,0 +1,145 @@
+"""The Beater's HTTP API: ``POST /api/v0.1/beat/<index>`` and a health check.
+
+Errors are JSON bodies naming the problem and the offending part; a body with
+some bad items is still accepted for its good ones, with the bad ones listed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Dict
+
+from twisted.internet.defer import ensureDeferred
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from beater.errors import EstromError
+from beater.ingest import parse_body
+from beater.service import Beater
+from router import contract
+
+log = Logger()
+
+MAX_BODY = 64 * 1024 * 1024
+
+
+def write_json(request: Request, status: int, body: Dict[str, Any]) -> None:
+    """Finish ``request`` with a JSON body (no-op if the client already left)."""
+    if request.finished or request._disconnected:  # type: ignore[attr-defined]
+        return
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json")
+    request.write(json.dumps(body).encode() + b"\n")
+    request.finish()
+
+
+def error_body(uri: str, message: str, **extra: Any) -> Dict[str, Any]:
+    """The JSON body of an error answer."""
+    return {"error": uri, "message": message, **{k: v for k, v in extra.items() if v is not None}}
+
+
+class BeatResource(Resource):
+    """``/api/v0.1/beat/<index>``: ingest documents into ``index``."""
+
+    isLeaf = True
+
+    def __init__(self, beater: Beater, router_ready: Callable[[], bool]) -> None:
+        super().__init__()
+        self.beater = beater
+        self.router_ready = router_ready
+
+    def render_POST(self, request: Request) -> Any:
+        """Parse the body, percolate and publish its documents, answer counts and per-item errors."""
+        if len(request.postpath) != 1 or not request.postpath[0]:
+            write_json(request, 404, error_body(contract.ERROR_INVALID_INDEX, "POST to /api/v0.1/beat/<index>"))
+            return NOT_DONE_YET
+        index = request.postpath[0].decode("utf-8", "replace")
+        if not self.router_ready():
+            write_json(request, 503, error_body(contract.ERROR_UNAVAILABLE, "the router is not reachable; nothing was ingested, retry later"))
+            return NOT_DONE_YET
+        body = request.content.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            write_json(request, 413, error_body(contract.ERROR_INVALID_DOCUMENT, f"body larger than {MAX_BODY} bytes"))
+            return NOT_DONE_YET
+        ensureDeferred(self._ingest(request, index, body))
+        return NOT_DONE_YET
+
+    async def _ingest(self, request: Request, index: str, body: bytes) -> None:
+        try:
+            parsed = parse_body(body, index)
+            report = await self.beater.ingest(index, parsed)
+        except EstromError as e:
+            write_json(request, e.http_status, e.to_json())
+            return
+        except Exception:
+            log.failure("ingest into {index} failed", index=index)
+            write_json(request, 503, error_body(contract.ERROR_UNAVAILABLE, "percolating or publishing failed; the documents were not all delivered, retry"))
+            return
+        status = 400 if report["errors"] and not report["accepted"] else 200
+        write_json(request, status, report)
+
+    def render_GET(self, request: Request) -> Any:
+        """Ingest is POST only."""
+        write_json(request, 405, error_body(contract.ERROR_INVALID_ARGUMENT, "use POST with a JSON object, a JSON array or NDJSON"))
+        return NOT_DONE_YET
+
+
+class HealthResource(Resource):
+    """``/api/v0.1/health``: is the router session up, which percolator, how much traffic."""
+
+    isLeaf = True
+
+    def __init__(self, beater: Beater, router_ready: Callable[[], bool]) -> None:
+        super().__init__()
+        self.beater = beater
+        self.router_ready = router_ready
+
+    def render_GET(self, request: Request) -> Any:
+        """200 when the router session is up, 503 otherwise."""
+        ready = self.router_ready()
+        pipeline = self.beater.pipeline
+        write_json(
+            request,
+            200 if ready else 503,
+            {
+                "router": ready,
+                "percolator": self.beater.percolator.name,
+                "documents": pipeline.documents_in,
+                "deliveries": pipeline.hits_out,
+                "publishes": pipeline.publishes,
+            },
+        )
+        return NOT_DONE_YET
+
+
+class NotFound(Resource):
+    """Every other path: a JSON 404."""
+
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        """Answer 404 with a JSON body naming the path."""
+        request.setResponseCode(404)
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(error_body("estrom.error.not_found", "no such endpoint", part=request.path.decode("utf-8", "replace"))).encode()
+
+
+class Root(Resource):
+    """Routes ``/api/v0.1/beat/...`` and ``/api/v0.1/health``; everything else is a JSON 404."""
+
+    def __init__(self, beater: Beater, router_ready: Callable[[], bool]) -> None:
+        super().__init__()
+        self.beat = BeatResource(beater, router_ready)
+        self.health = HealthResource(beater, router_ready)
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        """Dispatch on the first three path segments."""
+        segments = [path] + request.postpath
+        if segments[:2] == [b"api", b"v0.1"] and len(segments) >= 3:
+            request.postpath = segments[3:]
+            if segments[2] == b"beat":
+                return self.beat
+            if segments[2] == b"health" and len(segments) == 3:
+                return self.health
+        return NotFound()

@@ -1,0 +1,151 @@
+"""Micro-batching: documents in, percolated in batches, hits out grouped by topic.
+
+Callers submit documents of one index and get a Deferred that fires once every
+one of them has been percolated and its hits published.  Documents arriving
+within ``delay`` seconds of each other share a batch (up to ``batch_size``),
+so the percolator sees batches and every topic gets one event per batch, not
+one per document: the router's cost is per publish.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from beater.hits import Hit, make_hit, received_now
+from beater.ingest import Incoming
+from beater.percolator.base import Percolator
+from beater.sequence import Sequencer
+
+Publish = Callable[[str, List[Hit]], Awaitable[None]]
+"""Publishes a list of hits for one subscription id (the topic is derived from it)."""
+
+log = Logger()
+
+
+@dataclass
+class SubmitReport:
+    """What happened to the documents of one submit call."""
+
+    accepted: int = 0
+    deliveries: int = 0
+
+
+class _Submission:
+    """One caller's documents in flight: fires its Deferred when the last one is done."""
+
+    def __init__(self, count: int) -> None:
+        self.remaining = count
+        self.report = SubmitReport(accepted=count)
+        self.done: Deferred[SubmitReport] = Deferred()
+        self.failed = False
+
+
+def group_by_subscription(hits: Sequence[Hit], matches: Sequence[Sequence[str]]) -> Dict[str, List[Hit]]:
+    """Per subscription id, the hits it matched, in document order (one publish each)."""
+    grouped: Dict[str, List[Hit]] = OrderedDict()
+    for hit, ids in zip(hits, matches):
+        for sub_id in ids:
+            grouped.setdefault(sub_id, []).append(hit)
+    return grouped
+
+
+class Pipeline:
+    """Batches submitted documents per index, percolates them and publishes the hits."""
+
+    def __init__(
+        self,
+        percolator: Percolator,
+        publish: Publish,
+        sequencer: Sequencer,
+        clock: IReactorTime,
+        batch_size: int = 500,
+        delay: float = 0.002,
+    ) -> None:
+        self.percolator = percolator
+        self.publish = publish
+        self.sequencer = sequencer
+        self.clock = clock
+        self.batch_size = batch_size
+        self.delay = delay
+        self._queues: Dict[str, List[Tuple[Incoming, _Submission]]] = OrderedDict()
+        self._timer: Optional[IDelayedCall] = None
+        self._flushing = False
+        self.documents_in = 0
+        self.hits_out = 0
+        self.publishes = 0
+
+    def submit(self, index: str, documents: Sequence[Incoming]) -> "Deferred[SubmitReport]":
+        """Queue ``documents`` of ``index``; fire when all are percolated and published."""
+        submission = _Submission(len(documents))
+        if not documents:
+            submission.done.callback(submission.report)
+            return submission.done
+        queue = self._queues.setdefault(index, [])
+        queue.extend((doc, submission) for doc in documents)
+        self._schedule(now=sum(len(q) for q in self._queues.values()) >= self.batch_size)
+        return submission.done
+
+    def _schedule(self, now: bool) -> None:
+        if self._flushing:
+            return  # the running flush reschedules itself when it ends
+        if now and self._timer is not None and self._timer.active():
+            self._timer.cancel()
+            self._timer = None
+        if self._timer is None or not self._timer.active():
+            self._timer = self.clock.callLater(0 if now else self.delay, self._flush)
+
+    def _flush(self) -> None:
+        self._timer = None
+        if not self._queues:
+            return
+        index = next(iter(self._queues))
+        queue = self._queues[index]
+        batch, rest = queue[: self.batch_size], queue[self.batch_size :]
+        if rest:
+            self._queues[index] = rest
+            self._queues.move_to_end(index)  # round-robin between indexes
+        else:
+            del self._queues[index]
+        self._flushing = True
+        d = ensureDeferred(self._process(index, batch))
+        d.addBoth(self._flushed)
+
+    def _flushed(self, _: object) -> None:
+        self._flushing = False
+        if self._queues:
+            self._schedule(now=True)
+
+    async def _process(self, index: str, batch: List[Tuple[Incoming, _Submission]]) -> None:
+        received = received_now()
+        first = self.sequencer.take(index, len(batch))
+        hits = [make_hit(index, doc.source, first + i, received, doc.id) for i, (doc, _) in enumerate(batch)]
+        try:
+            matches = await self.percolator.percolate(index, [doc.source for doc, _ in batch])
+            grouped = group_by_subscription(hits, matches)
+            for sub_id, sub_hits in grouped.items():
+                await self.publish(sub_id, sub_hits)
+        except Exception as e:
+            log.failure("percolating or publishing a batch of {n} documents of {index} failed", n=len(batch), index=index)
+            self._fail({id(s): s for _, s in batch}.values(), e)
+            return
+        self.documents_in += len(batch)
+        self.publishes += len(grouped)
+        for (_, submission), ids in zip(batch, matches):
+            submission.report.deliveries += len(ids)
+            self.hits_out += len(ids)
+            submission.remaining -= 1
+            if submission.remaining == 0 and not submission.failed:
+                submission.done.callback(submission.report)
+
+    @staticmethod
+    def _fail(submissions: "Sequence[_Submission] | object", error: Exception) -> None:
+        for submission in submissions:  # type: ignore[attr-defined]
+            if not submission.failed:
+                submission.failed = True
+                submission.done.errback(error)

@@ -1,0 +1,79 @@
+"""The Beater's operations, independent of the protocol that calls them.
+
+HTTP and WAMP front ends are thin adapters over :class:`Beater`: registering a
+query, looking one up, and ingesting documents all happen here once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Sequence
+
+from twisted.logger import Logger
+
+from beater.errors import InvalidQuery, UnknownSubscription
+from beater.ingest import ItemError, ParsedBody, unwrap
+from beater.percolator.base import Percolator
+from beater.pipeline import Pipeline
+from beater.registration import make_registration, validate_index
+
+log = Logger()
+
+
+class Beater:
+    """Registration and ingestion over one percolator and one publishing pipeline."""
+
+    def __init__(self, percolator: Percolator, pipeline: Pipeline) -> None:
+        self.percolator = percolator
+        self.pipeline = pipeline
+
+    async def register(self, index: Any, query: Any, default_operator: Any = "or") -> Dict[str, Any]:
+        """Register ``query`` on ``index`` (idempotent); answer the registration as JSON."""
+        registration = make_registration(index, query, _operator(default_operator))
+        created = await self.percolator.register(registration)
+        if created:
+            log.info("registered {id} on {index}: {canonical}", id=registration.id, index=registration.index, canonical=registration.canonical_text)
+        return registration.to_json()
+
+    async def lookup(self, subscription_id: Any) -> Dict[str, Any]:
+        """The registration with this id, as JSON; UnknownSubscription if there is none."""
+        registration = None
+        if isinstance(subscription_id, str) and subscription_id:
+            registration = await self.percolator.lookup(subscription_id)
+        if registration is None:
+            raise UnknownSubscription(f"no subscription with id {subscription_id!r}", part=str(subscription_id))
+        return registration.to_json()
+
+    async def ingest(self, index: Any, parsed: ParsedBody) -> Dict[str, Any]:
+        """Percolate and publish the good documents of ``parsed``; report counts and per-item errors."""
+        index = validate_index(index)
+        report = await self.pipeline.submit(index, parsed.documents)
+        return {
+            "index": index,
+            "accepted": report.accepted,
+            "rejected": len(parsed.errors),
+            "deliveries": report.deliveries,
+            "errors": [e.to_json() for e in parsed.errors],
+        }
+
+    async def ingest_documents(self, index: Any, documents: Sequence[Any]) -> Dict[str, Any]:
+        """Ingest already-decoded documents (the WAMP ingest RPC)."""
+        index = validate_index(index)
+        parsed = ParsedBody()
+        for i, value in enumerate(documents):
+            document, error = unwrap(value, index)
+            if document is not None:
+                parsed.documents.append(document)
+            else:
+                parsed.errors.append(ItemError(error or "invalid document", item=i))
+        return await self.ingest(index, parsed)
+
+
+def _operator(value: Any) -> str:
+    if value is None:
+        return "or"
+    if not isinstance(value, str) or value.lower() not in ("or", "and"):
+        raise InvalidQuery("default_operator must be 'or' or 'and'", part=str(value))
+    return value.lower()
+
+
+__all__ = ["Beater"]

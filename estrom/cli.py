@@ -1,0 +1,152 @@
+"""The ``estrom`` command: ``up`` runs everything, ``router``/``beater``/``tailor`` run one part.
+
+``estrom up`` starts Crossbar as a child process, then the Beater and the
+Tailor in this process on one reactor.  Ctrl-C or SIGTERM stops them in
+reverse order and takes Crossbar's whole process group down with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import socket
+import sys
+from typing import Any, Awaitable, Callable, List, Optional, Sequence, Tuple
+
+import txaio
+from twisted.internet.defer import ensureDeferred
+from twisted.logger import Logger
+
+from estrom import settings as settings_module
+from estrom.settings import Settings
+
+log = Logger()
+
+COMMANDS = {
+    "up": "run the router, the Beater and the Tailor (embedded percolator by default)",
+    "router": "run only the router (Crossbar) in the foreground",
+    "beater": "run only the Beater (ingest, percolate, publish)",
+    "tailor": "run only the Tailor (HTTP tails)",
+}
+
+
+class PortInUse(SystemExit):
+    """A port estrom needs is taken; the message names it and the flag that moves it."""
+
+
+def check_port_free(host: str, port: int, what: str, flag: str) -> None:
+    """Exit with a one-line message if ``host:port`` cannot be bound."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            reason = "already in use" if e.errno == errno.EADDRINUSE else e.strerror
+            raise PortInUse(f"estrom: port {port} on {host} ({what}) is {reason}; choose another with {flag}") from None
+
+
+def ports_of(command: str, s: Settings) -> List[Tuple[str, int, str, str]]:
+    """The (host, port, what, flag) that ``command`` will listen on."""
+    ports = []
+    if command in ("up", "router"):
+        ports.append((s.router_host, s.router_port, "router", "--router-url / $ESTROM_ROUTER_URL"))
+    if command in ("up", "tailor"):
+        ports.append((s.tailor_host, s.tailor_port, "Tailor HTTP", "--tailor-port / $ESTROM_TAILOR_PORT"))
+    if command in ("up", "beater"):
+        ports.append((s.beater_host, s.beater_port, "Beater HTTP", "--beater-port / $ESTROM_BEATER_PORT"))
+    return ports
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(prog="estrom", description="Live, filtered tail of document streams.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        settings_module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Entry point of the ``estrom`` console script."""
+    args = parse_args(argv)
+    s = settings_module.resolve(args)
+    for host, port, what, flag in ports_of(args.command, s):
+        check_port_free(host, port, what, flag)
+    if args.command == "router":
+        run_router_foreground(s)
+        return
+    txaio.use_twisted()
+    txaio.start_logging(level=s.log_level)
+    from twisted.internet import reactor
+
+    run_services(reactor, s, args.command)
+
+
+def run_router_foreground(s: Settings) -> None:
+    """``estrom router``: become Crossbar, configured from ``.crossbar/``."""
+    from router import process
+
+    cbdir = s.data_dir / "crossbar"
+    config_path = process.prepare(cbdir, s.router_host, s.router_port, s.router_path)
+    print(f"estrom: router on {s.router_url} (realm estrom)", file=sys.stderr, flush=True)
+    process.exec_foreground(cbdir, config_path, s.tickets)
+
+
+def run_services(reactor: Any, s: Settings, command: str) -> None:
+    """Start what ``command`` asks for, run the reactor, stop everything on shutdown."""
+    stops: List[Callable[[], Awaitable[None]]] = []
+    failed: List[str] = []
+
+    async def start() -> None:
+        try:
+            if command == "up":
+                await start_router(reactor, s, stops)
+            if command in ("up", "beater"):
+                from beater.app import make_beater
+
+                beater = make_beater(s, reactor)
+                await beater.start()
+                stops.append(beater.stop)
+                print(f"estrom: Beater ingest on http://{s.beater_host}:{s.beater_port}/api/v0.1/beat/<index> ({s.percolator} percolator)", file=sys.stderr, flush=True)
+            if command in ("up", "tailor"):
+                from tailor.app import make_tailor
+
+                tailor = make_tailor(s, reactor)
+                await tailor.start()
+                stops.append(tailor.stop)
+                print(f"estrom: Tailor on http://{s.tailor_host}:{s.tailor_port}/api/v0.1/docs?i=<index>&q=<query>", file=sys.stderr, flush=True)
+            print(f"estrom: ready (data in {s.data_dir}; Ctrl-C stops)", file=sys.stderr, flush=True)
+        except Exception as e:
+            failed.append(str(e))
+            print(f"estrom: {e}", file=sys.stderr, flush=True)
+            reactor.stop()
+
+    async def stop_all() -> None:
+        for stop in reversed(stops):
+            try:
+                await stop()
+            except Exception:
+                log.failure("stopping failed")
+
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: ensureDeferred(stop_all()))
+    reactor.callWhenRunning(lambda: ensureDeferred(start()))
+    reactor.run()
+    if failed:
+        raise SystemExit(1)
+
+
+async def start_router(reactor: Any, s: Settings, stops: List[Callable[[], Awaitable[None]]]) -> None:
+    """Start Crossbar as a child and wait until it listens."""
+    from router import process
+
+    cbdir = s.data_dir / "crossbar"
+    config_path = process.prepare(cbdir, s.router_host, s.router_port, s.router_path)
+    router = process.RouterProcess(cbdir, config_path, s.tickets, s.data_dir / "router.log")
+    router.start()
+    stops.append(lambda: router.stop(reactor))
+    await router.wait_ready(reactor, s.router_host, s.router_port)
+    print(f"estrom: router on {s.router_url} (pid {router.pid}, log {router.log_path})", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

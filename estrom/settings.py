@@ -1,0 +1,161 @@
+"""Every estrom setting, readable from a command-line flag or an ``ESTROM_*`` variable.
+
+A flag wins over the environment, which wins over the default.  Secrets (the
+WAMP tickets of the ``beater`` and ``tailor`` roles) are never constants: they
+come from the environment or are generated once into the data directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Mapping, Optional
+from urllib.parse import urlparse
+
+from router import contract
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flag, its environment variable, its default and help."""
+
+    name: str
+    default: str
+    help: str
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag, e.g. ``--router-url``."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        """The environment variable, e.g. ``ESTROM_ROUTER_URL``."""
+        return "ESTROM_" + self.name.upper()
+
+
+OPTIONS = (
+    Option("router_url", "ws://127.0.0.1:8080/ws", "WebSocket URL of the WAMP router"),
+    Option("tailor_host", "127.0.0.1", "interface the Tailor's HTTP API listens on"),
+    Option("tailor_port", "8000", "port of the Tailor's HTTP API"),
+    Option("beater_host", "127.0.0.1", "interface the Beater's HTTP ingest API listens on"),
+    Option("beater_port", "8001", "port of the Beater's HTTP ingest API"),
+    Option("data_dir", "./.estrom", "directory for registrations, secrets and router state"),
+    Option("percolator", "embedded", "percolator backend: embedded or elasticsearch"),
+    Option("es_url", "http://127.0.0.1:9200", "Elasticsearch URL (with --percolator elasticsearch)"),
+    Option("batch_size", "500", "most documents percolated in one micro-batch"),
+    Option("batch_delay_ms", "2", "longest wait for a micro-batch to fill, in milliseconds"),
+    Option("heartbeat_s", "15", "seconds between whitespace heartbeats on idle HTTP tails"),
+    Option("log_level", "info", "log level: debug, info, warn, error"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one estrom process."""
+
+    router_url: str = "ws://127.0.0.1:8080/ws"
+    tailor_host: str = "127.0.0.1"
+    tailor_port: int = 8000
+    beater_host: str = "127.0.0.1"
+    beater_port: int = 8001
+    data_dir: Path = Path("./.estrom")
+    percolator: str = "embedded"
+    es_url: str = "http://127.0.0.1:9200"
+    batch_size: int = 500
+    batch_delay_ms: float = 2.0
+    heartbeat_s: float = 15.0
+    log_level: str = "info"
+    tickets: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def router_host(self) -> str:
+        """Interface the router listens on (from ``router_url``)."""
+        return urlparse(self.router_url).hostname or "127.0.0.1"
+
+    @property
+    def router_port(self) -> int:
+        """Port the router listens on (from ``router_url``)."""
+        return urlparse(self.router_url).port or 8080
+
+    @property
+    def router_path(self) -> str:
+        """The WebSocket path of the router (from ``router_url``), without its leading slash."""
+        return urlparse(self.router_url).path.lstrip("/") or "ws"
+
+    def ticket(self, role: str) -> str:
+        """The WAMP ticket of a service role (``beater`` or ``tailor``)."""
+        return self.tickets[role]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting to ``parser`` (defaults resolved later, so env vars can apply)."""
+    for option in OPTIONS:
+        parser.add_argument(option.flag, dest=option.name, default=None, help=f"{option.help} (${option.env}, default {option.default})")
+
+
+def resolve(args: Optional[argparse.Namespace] = None, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Resolve settings from parsed flags, then the environment, then defaults; load or create secrets."""
+    raw: Dict[str, str] = {}
+    for option in OPTIONS:
+        value = getattr(args, option.name, None) if args is not None else None
+        raw[option.name] = value if value is not None else environ.get(option.env, option.default)
+    data_dir = Path(raw["data_dir"]).expanduser().resolve()
+    if raw["percolator"] not in ("embedded", "elasticsearch"):
+        raise SystemExit(f"estrom: --percolator must be 'embedded' or 'elasticsearch', not {raw['percolator']!r}")
+    return Settings(
+        router_url=raw["router_url"],
+        tailor_host=raw["tailor_host"],
+        tailor_port=_int(raw, "tailor_port"),
+        beater_host=raw["beater_host"],
+        beater_port=_int(raw, "beater_port"),
+        data_dir=data_dir,
+        percolator=raw["percolator"],
+        es_url=raw["es_url"],
+        batch_size=_int(raw, "batch_size"),
+        batch_delay_ms=float(raw["batch_delay_ms"]),
+        heartbeat_s=float(raw["heartbeat_s"]),
+        log_level=raw["log_level"],
+        tickets=load_tickets(data_dir, environ),
+    )
+
+
+def _int(raw: Mapping[str, str], name: str) -> int:
+    try:
+        return int(raw[name])
+    except ValueError:
+        option = next(o for o in OPTIONS if o.name == name)
+        raise SystemExit(f"estrom: {option.flag} / ${option.env} must be an integer, not {raw[name]!r}") from None
+
+
+def ticket_env(role: str) -> str:
+    """The environment variable holding a role's WAMP ticket (also read by Crossbar's config)."""
+    return f"ESTROM_{role.upper()}_TICKET"
+
+
+def load_tickets(data_dir: Path, environ: Mapping[str, str] = os.environ) -> Dict[str, str]:
+    """Tickets from the environment, else from ``<data_dir>/secrets.json``, generated on first use.
+
+    The file is written atomically with mode 0600, so a crash never leaves half a secret.
+    """
+    path = data_dir / "secrets.json"
+    stored: Dict[str, str] = {}
+    if path.exists():
+        stored = json.loads(path.read_text())
+    missing = [r for r in contract.SERVICE_ROLES if r not in stored and ticket_env(r) not in environ]
+    if missing:
+        for role in missing:
+            stored[role] = secrets.token_urlsafe(32)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(stored, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    return {r: environ.get(ticket_env(r)) or stored[r] for r in contract.SERVICE_ROLES}

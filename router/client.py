@@ -1,0 +1,56 @@
+"""How estrom's own services join the router: one autobahn Component per role.
+
+The Component reconnects by itself; every handler a service attaches with
+``on_join`` is redone on each rejoin, so registrations and subscriptions come
+back after a router restart.  ``SessionHolder`` keeps the live session from
+join to leave, so HTTP front ends can answer 503 while it is absent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from autobahn.twisted.component import Component
+from autobahn.twisted.wamp import ApplicationSession
+from autobahn.wamp.types import ComponentConfig  # noqa: F401  (re-exported type for callers' hints)
+
+from router import contract
+
+
+class SessionHolder:
+    """The current WAMP session of a component, or None between leave and the next join."""
+
+    def __init__(self) -> None:
+        self.session: Optional[ApplicationSession] = None
+        self._waiters: list[Callable[[ApplicationSession], Any]] = []
+
+    def attach(self, component: Component) -> None:
+        """Track joins and leaves of ``component``."""
+        component.on("join", self._on_join)
+        component.on("leave", self._on_leave)
+
+    def _on_join(self, session: ApplicationSession, details: Any) -> None:
+        self.session = session
+
+    def _on_leave(self, session: ApplicationSession, details: Any) -> None:
+        if self.session is session:
+            self.session = None
+
+
+def service_component(router_url: str, role: str, ticket: str) -> Component:
+    """A Component that joins realm ``estrom`` as ``role`` with WAMP-ticket authentication."""
+    return Component(
+        transports=[
+            {
+                "type": "websocket",
+                "url": router_url,
+                "serializers": ["json"],
+                "max_retries": -1,
+                "initial_retry_delay": 0.2,
+                "max_retry_delay": 2.0,
+                "retry_delay_growth": 1.5,
+            }
+        ],
+        realm=contract.REALM,
+        authentication={"ticket": {"authid": role, "ticket": ticket}},
+    )
