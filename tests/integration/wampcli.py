@@ -1,0 +1,73 @@
+"""A tiny WAMP command-line client the integration tests drive as a real, separate process.
+
+    wampcli.py URL call PROCEDURE JSON_ARGS          prints {"result": ...} or {"error": uri, ...}
+    wampcli.py URL subscribe TOPIC COUNT TIMEOUT     prints "subscribed", then one line of JSON per hit
+    wampcli.py URL publish TOPIC JSON_ARG            acknowledged publish; prints {"ok": true} or {"error": uri}
+
+It joins realm ``estrom`` anonymously, as any WAMP client of estrom would.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, List
+
+from autobahn.twisted.component import Component, run
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import PublishOptions
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+
+
+def emit(value: Any) -> None:
+    """Print one JSON line and flush, so the test reads it immediately."""
+    sys.stdout.write((value if isinstance(value, str) else json.dumps(value)) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: List[str]) -> None:
+    """Run one command against the router at ``argv[0]``."""
+    url, command, *rest = argv
+    component = Component(transports=[{"url": url, "type": "websocket", "max_retries": 0}], realm="estrom")
+
+    @component.on_join
+    async def joined(session: Any, details: Any) -> None:
+        try:
+            if command == "call":
+                procedure, args = rest[0], json.loads(rest[1])
+                try:
+                    emit({"result": await session.call(procedure, *args)})
+                except ApplicationError as e:
+                    emit({"error": e.error, "args": list(e.args), "kwargs": e.kwargs})
+            elif command == "publish":
+                topic, arg = rest[0], json.loads(rest[1])
+                try:
+                    await session.publish(topic, arg, options=PublishOptions(acknowledge=True))
+                    emit({"ok": True})
+                except ApplicationError as e:
+                    emit({"error": e.error})
+            elif command == "subscribe":
+                topic, count, timeout = rest[0], int(rest[1]), float(rest[2])
+                done: Deferred[None] = Deferred()
+                seen = [0]
+
+                def on_event(hits: List[Any]) -> None:
+                    for hit in hits:
+                        emit(hit)
+                        seen[0] += 1
+                    if seen[0] >= count and not done.called:
+                        done.callback(None)
+
+                await session.subscribe(on_event, topic)
+                emit("subscribed")
+                reactor.callLater(timeout, lambda: done.called or done.callback(None))
+                await done
+        finally:
+            session.leave()
+
+    run([component], log_level="warn")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

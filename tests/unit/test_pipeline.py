@@ -1,0 +1,108 @@
+"""Micro-batching: batches fill by size or time, each topic gets one publish per batch."""
+
+from __future__ import annotations
+
+from typing import Any, List, Mapping, Sequence, Tuple
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from beater.ingest import Incoming
+from beater.pipeline import Pipeline, group_by_subscription
+from beater.sequence import Sequencer
+
+
+class WordPercolator:
+    """Pure-logic stand-in: subscription ``w`` matches documents whose ``m`` contains word ``w``."""
+
+    name = "words"
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self.words = words
+        self.batches: List[int] = []
+
+    def percolate(self, index: str, documents: Sequence[Mapping[str, Any]]) -> "Deferred[List[List[str]]]":
+        self.batches.append(len(documents))
+        return succeed([[w for w in self.words if w in str(d.get("m", "")).split()] for d in documents])
+
+
+class BrokenPercolator(WordPercolator):
+    def percolate(self, index: str, documents: Sequence[Mapping[str, Any]]) -> "Deferred[List[List[str]]]":
+        return fail(RuntimeError("backend down"))
+
+
+def docs(*messages: str) -> List[Incoming]:
+    return [Incoming({"m": m}) for m in messages]
+
+
+class PipelineTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.published: List[Tuple[str, List[Any]]] = []
+
+        async def publish(sub_id: str, hits: List[Any]) -> None:
+            self.published.append((sub_id, hits))
+
+        self.publish = publish
+
+    def pipeline(self, percolator: WordPercolator, batch_size: int = 10) -> Pipeline:
+        return Pipeline(percolator, self.publish, Sequencer(None), self.clock, batch_size=batch_size, delay=0.005)
+
+    def test_documents_wait_for_the_batch_delay(self) -> None:
+        """Nothing is percolated before the delay, then everything submitted meanwhile at once."""
+        percolator = WordPercolator(["a"])
+        pipeline = self.pipeline(percolator)
+        d1 = pipeline.submit("i", docs("a"))
+        d2 = pipeline.submit("i", docs("a b"))
+        self.assertNoResult(d1)
+        self.clock.advance(0.005)
+        self.assertEqual(percolator.batches, [2])
+        self.assertEqual(self.successResultOf(d1).deliveries, 1)
+        self.assertEqual(self.successResultOf(d2).accepted, 1)
+
+    def test_a_full_batch_goes_without_waiting(self) -> None:
+        """Reaching batch_size flushes on the next reactor turn, not after the delay."""
+        percolator = WordPercolator(["a"])
+        pipeline = self.pipeline(percolator, batch_size=2)
+        d = pipeline.submit("i", docs("a", "a", "a"))
+        self.clock.advance(0)
+        self.assertEqual(percolator.batches[0], 2)
+        self.clock.advance(0)
+        self.assertEqual(percolator.batches, [2, 1])
+        self.assertEqual(self.successResultOf(d).deliveries, 3)
+
+    def test_one_publish_per_topic_per_batch(self) -> None:
+        """Several hits of one subscription in a batch travel in one publish."""
+        pipeline = self.pipeline(WordPercolator(["a", "b"]))
+        pipeline.submit("i", docs("a", "a b", "b", "c"))
+        self.clock.advance(0.005)
+        self.assertEqual(sorted((s, [h["_source"]["m"] for h in hits]) for s, hits in self.published),
+                         [("a", ["a", "a b"]), ("b", ["a b", "b"])])
+
+    def test_hits_carry_index_and_increasing_sequence_numbers(self) -> None:
+        """Each hit names its index and gets the next _seq of that index."""
+        pipeline = self.pipeline(WordPercolator(["a"]))
+        pipeline.submit("i", docs("a", "a"))
+        self.clock.advance(0.005)
+        [(_, hits)] = self.published
+        self.assertEqual([(h["_index"], h["_seq"]) for h in hits], [("i", 1), ("i", 2)])
+
+    def test_backend_failure_fails_the_submission(self) -> None:
+        """If percolation fails, the caller is told (no silent drop)."""
+        pipeline = self.pipeline(BrokenPercolator(["a"]))
+        d = pipeline.submit("i", docs("a"))
+        self.clock.advance(0.005)
+        self.failureResultOf(d, RuntimeError)
+
+    def test_empty_submission_fires_at_once(self) -> None:
+        """Submitting nothing answers immediately."""
+        d = self.pipeline(WordPercolator([])).submit("i", [])
+        self.assertEqual(self.successResultOf(d).accepted, 0)
+
+
+def test_group_by_subscription_keeps_document_order() -> None:
+    """Hits are grouped per subscription in the order of the documents."""
+    hits = [{"n": 1}, {"n": 2}, {"n": 3}]
+    grouped = group_by_subscription(hits, [["x"], [], ["x", "y"]])
+    assert grouped == {"x": [{"n": 1}, {"n": 3}], "y": [{"n": 3}]}

@@ -1,0 +1,49 @@
+"""The Crossbar configuration grants exactly what the WAMP contract promises."""
+
+from __future__ import annotations
+
+from router import config, contract
+
+
+def permissions(role: str) -> dict:
+    return {(uri, match): allow for r, uri, match, allow in config.role_permissions(config.load_template()) if r == role}
+
+
+def test_realm_is_the_contracts() -> None:
+    """The router serves the realm the services join."""
+    assert config.load_template()["workers"][0]["realms"][0]["name"] == contract.REALM
+
+
+def test_anonymous_may_register_and_subscribe_but_never_publish() -> None:
+    """Anonymous clients call the registration RPC and subscribe to docs-for-*, nothing more."""
+    anonymous = permissions(contract.ROLE_ANONYMOUS)
+    assert anonymous[(contract.PROC_REGISTER, "exact")]["call"] is True
+    assert anonymous[(contract.TOPIC_PREFIX, "prefix")]["subscribe"] is True
+    assert not any(allow.get("publish") or allow.get("register") for allow in anonymous.values())
+
+
+def test_only_the_beater_publishes_documents() -> None:
+    """Publishing to docs-for-* is the beater role's alone."""
+    for role in (contract.ROLE_TAILOR, contract.ROLE_ANONYMOUS):
+        assert not any(a.get("publish") for a in permissions(role).values())
+    assert permissions(contract.ROLE_BEATER)[(contract.TOPIC_PREFIX, "prefix")]["publish"] is True
+
+
+def test_service_tickets_come_from_the_environment() -> None:
+    """No ticket is written in the configuration: each is a $ESTROM_*_TICKET reference."""
+    ws = config.load_template()["workers"][0]["transports"][0]["paths"]["ws"]
+    principals = ws["auth"]["ticket"]["principals"]
+    assert {p: v["ticket"] for p, v in principals.items()} == {
+        "beater": "$ESTROM_BEATER_TICKET",
+        "tailor": "$ESTROM_TAILOR_TICKET",
+    }
+
+
+def test_render_moves_endpoint_and_path_only() -> None:
+    """Rendering changes the listening endpoint and WebSocket path, nothing else."""
+    template = config.load_template()
+    rendered = config.render(template, "0.0.0.0", 9999, "wamp")
+    transport = rendered["workers"][0]["transports"][0]
+    assert transport["endpoint"] == {"type": "tcp", "interface": "0.0.0.0", "port": 9999}
+    assert "wamp" in transport["paths"] and "ws" not in transport["paths"]
+    assert rendered["workers"][0]["realms"] == template["workers"][0]["realms"]
