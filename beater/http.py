@@ -113,6 +113,24 @@ class HealthResource(Resource):
         return NOT_DONE_YET
 
 
+class MetricsResource(Resource):
+    """``/metrics``: Prometheus' text exposition of the Beater's counters."""
+
+    isLeaf = True
+
+    def __init__(self, beater: Beater, router_ready: Callable[[], bool]) -> None:
+        super().__init__()
+        self.beater = beater
+        self.router_ready = router_ready
+
+    def render_GET(self, request: Request) -> bytes:
+        """The current metrics (the router gauge is read at scrape time)."""
+        metrics = self.beater.pipeline.metrics
+        metrics.router_connected.set(1 if self.router_ready() else 0)
+        request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+        return metrics.exposition()
+
+
 class NotFound(Resource):
     """Every other path: a JSON 404."""
 
@@ -126,16 +144,19 @@ class NotFound(Resource):
 
 
 class Root(Resource):
-    """Routes ``/api/v0.1/beat/...`` and ``/api/v0.1/health``; everything else is a JSON 404."""
+    """Routes ``/api/v0.1/beat/...``, ``/api/v0.1/health`` and ``/metrics``; everything else is a JSON 404."""
 
     def __init__(self, beater: Beater, router_ready: Callable[[], bool]) -> None:
         super().__init__()
         self.beat = BeatResource(beater, router_ready)
         self.health = HealthResource(beater, router_ready)
+        self.metrics = MetricsResource(beater, router_ready)
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         """Dispatch on the first three path segments."""
         segments = [path] + request.postpath
+        if segments == [b"metrics"]:
+            return self.metrics
         if segments[:2] == [b"api", b"v0.1"] and len(segments) >= 3:
             request.postpath = segments[3:]
             if segments[2] == b"beat":

@@ -19,6 +19,7 @@ from twisted.logger import Logger
 
 from beater.hits import Hit, make_hit, received_now
 from beater.ingest import Incoming
+from beater.metrics import BeaterMetrics
 from beater.percolator.base import Percolator
 from beater.sequence import Sequencer
 
@@ -66,6 +67,7 @@ class Pipeline:
         clock: IReactorTime,
         batch_size: int = 500,
         delay: float = 0.002,
+        metrics: Optional[BeaterMetrics] = None,
     ) -> None:
         self.percolator = percolator
         self.publish = publish
@@ -73,6 +75,7 @@ class Pipeline:
         self.clock = clock
         self.batch_size = batch_size
         self.delay = delay
+        self.metrics = metrics if metrics is not None else BeaterMetrics()
         self._queues: Dict[str, List[Tuple[Incoming, _Submission]]] = OrderedDict()
         self._timer: Optional[IDelayedCall] = None
         self._flushing = False
@@ -122,6 +125,7 @@ class Pipeline:
             self._schedule(now=True)
 
     async def _process(self, index: str, batch: List[Tuple[Incoming, _Submission]]) -> None:
+        started = self.clock.seconds()
         received = received_now()
         first = self.sequencer.take(index, len(batch))
         hits = [make_hit(index, doc.source, first + i, received, doc.id) for i, (doc, _) in enumerate(batch)]
@@ -132,10 +136,17 @@ class Pipeline:
                 await self.publish(sub_id, sub_hits)
         except Exception as e:
             log.failure("percolating or publishing a batch of {n} documents of {index} failed", n=len(batch), index=index)
+            self.metrics.batch_failures.inc()
             self._fail({id(s): s for _, s in batch}.values(), e)
             return
         self.documents_in += len(batch)
         self.publishes += len(grouped)
+        delivered = sum(len(ids) for ids in matches)
+        self.metrics.documents.labels(index).inc(len(batch))
+        self.metrics.deliveries.labels(index).inc(delivered)
+        self.metrics.publishes.inc(len(grouped))
+        self.metrics.batch_documents.observe(len(batch))
+        self.metrics.batch_seconds.observe(self.clock.seconds() - started)
         for (_, submission), ids in zip(batch, matches):
             submission.report.deliveries += len(ids)
             self.hits_out += len(ids)

@@ -46,6 +46,8 @@ class Beater:
     async def ingest(self, index: Any, parsed: ParsedBody) -> Dict[str, Any]:
         """Percolate and publish the good documents of ``parsed``; report counts and per-item errors."""
         index = validate_index(index)
+        if parsed.errors:
+            self.pipeline.metrics.rejected.labels(index).inc(len(parsed.errors))
         report = await self.pipeline.submit(index, parsed.documents)
         return {
             "index": index,

@@ -95,6 +95,17 @@ class PipelineTests(SynchronousTestCase):
         self.clock.advance(0.005)
         self.failureResultOf(d, RuntimeError)
 
+    def test_metrics_count_documents_deliveries_and_publishes(self) -> None:
+        """The Prometheus counters follow what each batch did."""
+        pipeline = self.pipeline(WordPercolator(["a", "b"]))
+        pipeline.submit("i", docs("a", "a b", "c"))
+        self.clock.advance(0.005)
+        exposition = pipeline.metrics.exposition().decode()
+        self.assertIn('estrom_documents_total{index="i"} 3.0', exposition)
+        self.assertIn('estrom_deliveries_total{index="i"} 3.0', exposition)
+        self.assertIn("estrom_publishes_total 2.0", exposition)
+        self.assertIn("estrom_batch_seconds_count 1.0", exposition)
+
     def test_empty_submission_fires_at_once(self) -> None:
         """Submitting nothing answers immediately."""
         d = self.pipeline(WordPercolator([])).submit("i", [])
