@@ -1,0 +1,70 @@
+"""Assembling a Tailor: its WAMP session on the router and its HTTP site."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from autobahn.twisted.component import Component
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.interfaces import IListeningPort
+from twisted.web.server import Site
+
+from estrom.settings import Settings
+from router import contract
+from router.client import SessionHolder, service_component
+from tailor import http
+from tailor.subscriptions import SubscriptionHub
+
+
+@dataclass
+class TailorApp:
+    """A running (or ready to run) Tailor."""
+
+    settings: Settings
+    site: Site
+    component: Component
+    holder: SessionHolder
+    hub: SubscriptionHub
+    reactor: Any
+    port: Optional[IListeningPort] = None
+
+    async def start(self) -> None:
+        """Listen for HTTP tails and join the router."""
+        self.port = self.reactor.listenTCP(self.settings.tailor_port, self.site, interface=self.settings.tailor_host)
+        self.component.start(self.reactor)
+
+    async def stop(self) -> None:
+        """Stop listening and leave the router."""
+        if self.port is not None:
+            await self.port.stopListening()
+        await self.component.stop()
+
+
+def make_tailor(settings: Settings, reactor: Any = None) -> TailorApp:
+    """Wire a Tailor from ``settings`` (nothing starts until ``start``)."""
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    holder = SessionHolder()
+    hub = SubscriptionHub()
+    component = service_component(settings.router_url, contract.ROLE_TAILOR, settings.ticket(contract.ROLE_TAILOR))
+    holder.attach(component)
+
+    @component.on_join
+    def _joined(session: Any, details: Any) -> Any:
+        hub.session = session
+        return ensureDeferred(hub.resubscribe_all())
+
+    @component.on_leave
+    def _left(session: Any, details: Any) -> None:
+        if hub.session is session:
+            hub.session = None
+
+    def session() -> Any:
+        return holder.session
+
+    site = Site(http.Root(hub, session, reactor, settings.heartbeat_s))
+    site.displayTracebacks = False
+    return TailorApp(settings, site, component, holder, hub, reactor)
