@@ -3,7 +3,7 @@
 The file in the repository is the source of truth for realm, roles and
 permissions.  Only the listening interface, port and WebSocket path change per
 deployment, so they are substituted here; the service tickets stay out of
-every file and reach Crossbar through ``$ESTROM_*_TICKET`` variables that its
+every file and reach Crossbar through ``${ESTROM_*_TICKET}`` variables that its
 static ticket authenticator reads.
 """
 

@@ -81,11 +81,13 @@ class RouterProcess:
         self.log_path = log_path
         self.loglevel = loglevel
         self.process: Optional[subprocess.Popen[bytes]] = None
+        self._log_start = 0
 
     def start(self) -> None:
         """Spawn Crossbar (non-blocking: a fork and exec)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
+        self._log_start = log.tell()  # the log is appended to across runs: read only this run's part
         try:
             self.process = subprocess.Popen(
                 crossbar_command(self.cbdir, self.config_path, self.loglevel),
@@ -107,6 +109,15 @@ class RouterProcess:
         """The exit code if Crossbar has exited, else None."""
         return None if self.process is None else self.process.poll()
 
+    def booted(self) -> bool:
+        """Whether this run of Crossbar has logged that every transport and service is up."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_start)
+                return BOOT_COMPLETE.encode() in f.read()
+        except OSError:
+            return False
+
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of Crossbar's log, for error messages."""
         try:
@@ -123,9 +134,15 @@ class RouterProcess:
             if code is not None:
                 raise RuntimeError(f"Crossbar exited with code {code}:\n{self.log_tail()}")
             try:
-                proto = await TCP4ClientEndpoint(reactor, host, port, timeout=1).connect(Factory.forProtocol(Protocol))
+                factory = Factory.forProtocol(Protocol)
+                factory.noisy = False  # one "Starting factory" log line per probe otherwise
+                proto = await TCP4ClientEndpoint(reactor, host, port, timeout=1).connect(factory)
                 proto.transport.loseConnection()
-                return
+                # The port listens before the WebSocket service is mounted on it; Crossbar logs
+                # this marker once every transport and service of the node is up.
+                if self.booted():
+                    return
+                raise RuntimeError("not booted yet")
             except Exception:
                 if waited >= timeout:
                     raise RuntimeError(f"Crossbar did not listen on {host}:{port} within {timeout:.0f} s:\n{self.log_tail()}")
@@ -146,6 +163,9 @@ class RouterProcess:
         _signal_group(pgid, signal.SIGKILL)
         if self.process.poll() is None:
             self.process.wait(timeout=5)
+
+
+BOOT_COMPLETE = "NODE_BOOT_COMPLETE"
 
 
 def _signal_group(pgid: int, signum: int) -> None:

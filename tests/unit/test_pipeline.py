@@ -94,6 +94,7 @@ class PipelineTests(SynchronousTestCase):
         d = pipeline.submit("i", docs("a"))
         self.clock.advance(0.005)
         self.failureResultOf(d, RuntimeError)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)  # and the operator's log says so
 
     def test_metrics_count_documents_deliveries_and_publishes(self) -> None:
         """The Prometheus counters follow what each batch did."""

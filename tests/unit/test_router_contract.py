@@ -30,12 +30,12 @@ def test_only_the_beater_publishes_documents() -> None:
 
 
 def test_service_tickets_come_from_the_environment() -> None:
-    """No ticket is written in the configuration: each is a $ESTROM_*_TICKET reference."""
+    """No ticket is written in the configuration: each is a ${ESTROM_*_TICKET} reference (the only form Crossbar substitutes)."""
     ws = config.load_template()["workers"][0]["transports"][0]["paths"]["ws"]
     principals = ws["auth"]["ticket"]["principals"]
     assert {p: v["ticket"] for p, v in principals.items()} == {
-        "beater": "$ESTROM_BEATER_TICKET",
-        "tailor": "$ESTROM_TAILOR_TICKET",
+        "beater": "${ESTROM_BEATER_TICKET}",
+        "tailor": "${ESTROM_TAILOR_TICKET}",
     }
 
 
