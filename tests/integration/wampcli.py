@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import sys
+
+import txaio
 from typing import Any, List
 
 from autobahn.twisted.component import Component, run
@@ -22,8 +24,10 @@ from twisted.internet.defer import Deferred
 
 def emit(value: Any) -> None:
     """Print one JSON line and flush, so the test reads it immediately."""
-    sys.stdout.write((value if isinstance(value, str) else json.dumps(value)) + "\n")
-    sys.stdout.flush()
+    # sys.__stdout__: txaio's logging replaces sys.stdout with a logger that timestamps lines.
+    out = sys.__stdout__
+    out.write((value if isinstance(value, str) else json.dumps(value)) + "\n")
+    out.flush()
 
 
 def main(argv: List[str]) -> None:
@@ -66,7 +70,8 @@ def main(argv: List[str]) -> None:
         finally:
             session.leave()
 
-    run([component], log_level="warn")
+    txaio.start_logging(out=sys.stderr, level="warn")  # stdout carries only this tool's answers
+    run([component], log_level=None)
 
 
 if __name__ == "__main__":
