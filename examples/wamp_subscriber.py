@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any, List
 
+import txaio
 from autobahn.twisted.component import Component, run
 from autobahn.wamp.exception import ApplicationError
 
@@ -26,6 +28,9 @@ def main() -> None:
     args = parser.parse_args()
     query: Any = json.loads(args.query) if args.query.lstrip().startswith("{") else args.query
 
+    # txaio's logging takes over sys.stdout (timestamping every line): hits go to the real stdout,
+    # one JSON object per line, and autobahn's own messages to stderr.
+    out = sys.__stdout__
     component = Component(transports=args.router, realm="estrom")
 
     @component.on_join
@@ -33,18 +38,19 @@ def main() -> None:
         try:
             registration = await session.call("estrom.register", args.index, query)
         except ApplicationError as e:
-            print(f"query refused: {e.error}: {e.kwargs.get('message') or e.args}")
+            print(f"query refused: {e.error}: {e.kwargs.get('message') or e.args}", file=sys.stderr)
             session.leave()
             return
 
         def on_hits(hits: List[Any]) -> None:
             for hit in hits:
-                print(json.dumps(hit), flush=True)
+                print(json.dumps(hit), file=out, flush=True)
 
         await session.subscribe(on_hits, registration["topic"])
-        print(f"# subscribed to {registration['topic']} (canonical: {json.dumps(registration['canonical'])})", flush=True)
+        print(f"# subscribed to {registration['topic']} (canonical: {json.dumps(registration['canonical'])})", file=sys.stderr, flush=True)
 
-    run([component], log_level="warn")
+    txaio.start_logging(out=sys.stderr, level="warn")
+    run([component], log_level=None)
 
 
 if __name__ == "__main__":
