@@ -127,15 +127,15 @@ class Tail:
         if self._timeout_s:
             self._timeout = self.clock.callLater(self._timeout_s, self.finish)
 
-    def deliver(self, hits: List[Any]) -> None:
-        """Write the hits of one event (up to the limit)."""
+    def deliver(self, hits: List[bytes]) -> None:
+        """Write the (encoded) hits of one event, up to the limit."""
         if self.closed:
             return
         if self.remaining is not None:
             hits = hits[: self.remaining]
             self.remaining -= len(hits)
         if hits:
-            self.request.write(stream.encode_hits(hits, self.first))
+            self.request.write(stream.join_hits(hits, self.first))
             self.first = False
             self._wrote_since_beat = True
         if self.remaining == 0:

@@ -9,7 +9,7 @@ tokens, so proxies see traffic and parsers see nothing.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 HEARTBEAT = b"\n"
 FOOTER = b"\n]}\n"
@@ -20,10 +20,19 @@ def header(subscription_id: str) -> bytes:
     return b'{"subscription_id": ' + json.dumps(subscription_id).encode() + b', "hits": [\n'
 
 
+def encode_hit(hit: Any) -> bytes:
+    """One hit as compact UTF-8 JSON (encoded once per event, shared by every tail of the topic)."""
+    return json.dumps(hit, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def join_hits(encoded: Sequence[bytes], first: bool) -> bytes:
+    """Encoded hits as array elements; ``first`` says whether nothing precedes them in the array."""
+    if not encoded:
+        return b""
+    body = b",\n".join(encoded)
+    return body if first else b",\n" + body
+
+
 def encode_hits(hits: Iterable[Any], first: bool) -> bytes:
     """``hits`` as array elements; ``first`` says whether nothing precedes them in the array."""
-    parts = [json.dumps(hit, separators=(",", ":"), ensure_ascii=False).encode() for hit in hits]
-    body = b",\n".join(parts)
-    if not parts:
-        return b""
-    return body if first else b",\n" + body
+    return join_hits([encode_hit(hit) for hit in hits], first)

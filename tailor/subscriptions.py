@@ -14,9 +14,10 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from router import contract
+from tailor import stream
 
-Listener = Callable[[List[Any]], None]
-"""Receives the hits of one event (a list of hit objects)."""
+Listener = Callable[[List[bytes]], None]
+"""Receives the hits of one event, each already encoded as JSON (once for all listeners)."""
 
 log = Logger()
 
@@ -101,9 +102,10 @@ class SubscriptionHub:
             raise ConnectionError("the router is not reachable")
 
         def on_event(hits: List[Any], *args: Any, **kwargs: Any) -> None:
+            encoded = [stream.encode_hit(hit) for hit in hits]
             for listener in list(entry.listeners):
                 try:
-                    listener(hits)
+                    listener(encoded)
                 except Exception:
                     log.failure("delivering to a tail of {id} failed", id=subscription_id)
 

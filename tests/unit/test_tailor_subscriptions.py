@@ -51,7 +51,7 @@ def test_two_tails_of_one_id_make_one_subscription_and_both_receive() -> None:
     ensureDeferred(hub.acquire("id1", got_b.extend))
     assert [s.topic for s in session.subscriptions] == ["docs-for-id1"]
     session.subscriptions[0].handler([{"n": 1}])
-    assert got_a == got_b == [{"n": 1}]
+    assert got_a == got_b == [b'{"n":1}']
 
 
 def test_last_tail_leaving_unsubscribes() -> None:
