@@ -1,0 +1,477 @@
+"""The Elasticsearch backend: registered queries live in a percolator index on a real cluster.
+
+One percolator index per estrom index (``estrom-queries-<index>``), one document
+per registration (document id = subscription id).  A micro-batch is percolated
+in one ``percolate`` request with ``documents: [...]``; each hit's
+``_percolator_document_slot`` says which documents it matched.
+
+The client is plain REST over treq on the Twisted reactor, never a blocking
+call.  The official clients pin the server's major version (8.x sends
+``compatible-with=8`` headers that 7.17 refuses; 8.x/9.x refuse OpenSearch),
+while the percolate REST API is the same on Elasticsearch 7.17, 8.x, 9.x and
+OpenSearch 2.x, so plain JSON over HTTP serves them all.
+
+Mappings.  The percolator index has ``dynamic: false``; before a batch is
+percolated, the fields it shows for the first time are added with the same
+dynamic-mapping rules the embedded percolator uses (:mod:`beater.percolator.mapping`),
+so both backends see the same field types and the first value of a field fixes
+its type.  Documents are then conformed to the mapping (:func:`conform`): values
+Elasticsearch would refuse (an object where a value was mapped, a value where an
+object was mapped, a non-boolean in a boolean field, dotted keys) are left out,
+malformed numbers and dates are ignored by ``index.mapping.ignore_malformed``, so
+one odd document never sinks its batch.
+
+A query on a field no document has shown yet is accepted
+(``index.percolator.map_unmapped_fields_as_text``) and matches nothing until a
+document shows the field.  Elasticsearch extracts a stored query's candidate
+terms when the query is indexed, against the mapping of that moment; a query
+stored before its field (or, for the default field ``*``, any field) was
+mapped would never be selected as a candidate afterwards.  So whenever a batch
+adds fields, every stored query of the index is re-indexed (one ``_bulk``)
+before the batch is percolated: the batch that shows a field first already
+matches the queries waiting for it, as with the embedded percolator.  A stored
+query that no longer parses against the grown mapping (``match`` of ``"abc"``
+on what became a ``long``) is replaced by ``match_none`` (it can match nothing)
+and logged; its registration stays.
+
+Failures: connection errors, timeouts, 429 and 5xx are retried with exponential
+back-off; after the last retry the call fails with BackendUnavailable (HTTP
+ingest answers 503, nothing is acknowledged that was not percolated) and
+:attr:`ElasticsearchPercolator.healthy` is False until a request succeeds.  A
+query Elasticsearch refuses at registration is InvalidQuery with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
+
+import treq
+from twisted.internet import task
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
+from twisted.web.client import HTTPConnectionPool
+
+from beater.errors import BackendUnavailable, InvalidQuery
+from beater.percolator.mapping import mapping_for_documents
+from beater.registration import Registration
+
+log = Logger()
+
+INDEX_PREFIX = "estrom-queries-"
+# Internal fields share the mapping with document fields: '@estrom_' names keep them apart
+# (documents' fields with this prefix are left out before percolation).
+INTERNAL_PREFIX = "@estrom_"
+QUERY_FIELD = "@estrom_query"
+ID_FIELD = "@estrom_id"
+REGISTRATION_FIELD = "@estrom_registration"
+DISABLED_FIELD = "@estrom_disabled"
+PAGE = 10_000
+BOOLEAN_STRINGS = frozenset({"true", "false", ""})
+
+
+def percolator_index(index: str) -> str:
+    """Name of the percolator index that holds the queries registered on ``index``."""
+    return INDEX_PREFIX + index
+
+
+def stored_query(registration: Registration) -> Dict[str, Any]:
+    """The query DSL stored for a registration: what the user wrote, as Elasticsearch reads it."""
+    source = registration.source
+    if isinstance(source, str):
+        if source.lstrip().startswith("{"):
+            source = json.loads(source)  # a DSL object sent as a JSON string (parse() reads it so)
+        else:
+            query: Dict[str, Any] = {"query": source, "default_operator": registration.default_operator.upper()}
+            return {"query_string": query}
+    if set(source) == {"query"}:
+        return dict(source["query"])
+    return dict(source)
+
+
+def index_body() -> Dict[str, Any]:
+    """Settings and base mapping of a new percolator index."""
+    return {
+        "settings": {
+            "number_of_shards": 1,
+            "number_of_replicas": 0,
+            "index.percolator.map_unmapped_fields_as_text": True,
+            "index.mapping.ignore_malformed": True,
+            "index.mapping.total_fields.limit": 10_000,
+        },
+        "mappings": {
+            "dynamic": False,
+            "properties": {
+                QUERY_FIELD: {"type": "percolator"},
+                ID_FIELD: {"type": "keyword"},
+                REGISTRATION_FIELD: {"type": "object", "enabled": False},
+            },
+        },
+    }
+
+
+def conform(document: Mapping[str, Any], properties: Mapping[str, Any]) -> Dict[str, Any]:
+    """``document`` with only the values Elasticsearch can parse with these mapped ``properties``.
+
+    Unmapped fields, dotted keys, internal ``@estrom_`` names, objects where a value
+    is mapped, values where an object is mapped and non-booleans in boolean fields
+    are left out (Elasticsearch would refuse the whole batch for them).
+    """
+    out: Dict[str, Any] = {}
+    for key, value in document.items():
+        if not isinstance(key, str) or not key or "." in key or key.startswith(INTERNAL_PREFIX):
+            continue
+        mapping = properties.get(key)
+        if mapping is None:
+            continue
+        kept = _conform_value(value, mapping)
+        if kept is not None:
+            out[key] = kept
+    return out
+
+
+def _conform_value(value: Any, mapping: Mapping[str, Any]) -> Any:
+    if isinstance(value, list):
+        items = [kept for kept in (_conform_value(item, mapping) for item in value) if kept is not None]
+        return items or None
+    if value is None:
+        return None
+    kind = mapping.get("type", "object")
+    if kind in ("object", "nested") or "properties" in mapping:
+        if not isinstance(value, dict):
+            return None
+        sub = conform(value, mapping.get("properties", {}))
+        return sub or None
+    if isinstance(value, dict):
+        return None
+    if kind == "boolean":
+        if isinstance(value, bool) or (isinstance(value, str) and value in BOOLEAN_STRINGS):
+            return value
+        return None
+    if isinstance(value, bool) and kind not in ("text", "keyword"):
+        return None
+    return value
+
+
+class ElasticsearchError(Exception):
+    """Elasticsearch answered with an error status."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"Elasticsearch answered {status}: {json.dumps(body)[:500]}")
+        self.status = status
+        self.body = body
+
+    @property
+    def error_type(self) -> str:
+        """The top-level error type (``index_not_found_exception``, ...)."""
+        error = self.body.get("error") if isinstance(self.body, dict) else None
+        return str(error.get("type", "")) if isinstance(error, dict) else ""
+
+    @property
+    def reason(self) -> str:
+        """What Elasticsearch said, from the outer reason to the innermost cause."""
+        error = self.body.get("error") if isinstance(self.body, dict) else None
+        if not isinstance(error, dict):
+            return str(error or self.body)
+        reasons: List[str] = []
+        cause: Any = error
+        while isinstance(cause, dict):
+            reason = cause.get("reason")
+            if reason and reason not in reasons and not any(str(reason) in r for r in reasons):
+                reasons.append(str(reason))
+            cause = cause.get("caused_by")
+        return ": ".join(reasons) or str(error)
+
+
+class ElasticsearchPercolator:
+    """Percolator backend on an Elasticsearch (7.17, 8.x, 9.x) or OpenSearch 2.x cluster."""
+
+    name = "elasticsearch"
+
+    def __init__(
+        self,
+        url: str,
+        reactor: Any = None,
+        retries: int = 5,
+        backoff: float = 0.2,
+        timeout: float = 20.0,
+        deadline: float = 30.0,
+    ) -> None:
+        """``retries`` with exponential ``backoff`` (capped at 5 s), each request ``timeout`` seconds,
+        no new attempt once ``deadline`` seconds have passed since the first one."""
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.url = url.rstrip("/")
+        self.reactor = reactor
+        self.retries = retries
+        self.backoff = backoff
+        self.timeout = timeout
+        self.deadline = deadline
+        self.healthy = False
+        self.pool = HTTPConnectionPool(reactor, persistent=True)
+        self.pool.maxPersistentPerHost = 8
+        self._mapped: Dict[str, Dict[str, Any]] = {}
+        self._ready_indexes: Set[str] = set()
+        self._refused: Dict[str, Set[str]] = {}
+
+    # --- HTTP -----------------------------------------------------------------------------------
+
+    async def _request(
+        self, method: str, path: str, body: Any = None, ok_missing: bool = False, ndjson: Optional[bytes] = None
+    ) -> Any:
+        """One JSON request with retries and back-off on connection failures, 429 and 5xx answers."""
+        if ndjson is not None:
+            data: Optional[bytes] = ndjson
+            content_type = b"application/x-ndjson"
+        else:
+            data = None if body is None else json.dumps(body).encode()
+            content_type = b"application/json"
+        delay = self.backoff
+        give_up = self.reactor.seconds() + self.deadline
+        for attempt in range(self.retries + 1):
+            try:
+                response = await treq.request(
+                    method,
+                    self.url + path,
+                    data=data,
+                    headers={b"Content-Type": [content_type], b"Accept": [b"application/json"]},
+                    timeout=self.timeout,
+                    reactor=self.reactor,
+                    pool=self.pool,
+                )
+                content = await response.content()
+                try:
+                    payload = json.loads(content) if content else None
+                except ValueError:
+                    payload = {"error": content[:500].decode("utf-8", "replace")}
+                if response.code == 404 and ok_missing:
+                    self.healthy = True
+                    return None
+                if response.code >= 500 or response.code == 429:
+                    raise ElasticsearchError(response.code, payload)
+                self.healthy = True
+                if response.code >= 400:
+                    raise ElasticsearchError(response.code, payload)
+                return payload
+            except ElasticsearchError as e:
+                if e.status < 500 and e.status != 429:
+                    raise
+                failure: Exception = e
+            except Exception as e:  # connection refused, timeout, DNS
+                failure = e
+            self.healthy = False
+            if attempt == self.retries or self.reactor.seconds() + delay > give_up:
+                raise BackendUnavailable(f"Elasticsearch at {self.url} is unavailable: {failure}")
+            log.warn(
+                "Elasticsearch request {method} {path} failed ({failure}); retrying in {delay:.1f} s",
+                method=method, path=path, failure=failure, delay=delay,
+            )
+            await task.deferLater(self.reactor, delay, lambda: None)
+            delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    # --- Percolator protocol ---------------------------------------------------------------------
+
+    def start(self) -> "Deferred[None]":
+        """Check the cluster answers (registrations are already there)."""
+        return ensureDeferred(self._start())
+
+    async def _start(self) -> None:
+        info = await self._request("GET", "/")
+        version = (info or {}).get("version", {})
+        log.info(
+            "Elasticsearch percolator at {url}: {dist} {number}",
+            url=self.url, dist=version.get("distribution", "elasticsearch"), number=version.get("number"),
+        )
+
+    async def _ensure_index(self, index: str) -> None:
+        if index in self._ready_indexes:
+            return
+        name = percolator_index(index)
+        existing = await self._request("GET", f"/{name}/_mapping", ok_missing=True)
+        if existing is None:
+            try:
+                await self._request("PUT", f"/{name}", index_body())
+            except ElasticsearchError as e:
+                if "resource_already_exists_exception" not in json.dumps(e.body):
+                    raise
+            existing = await self._request("GET", f"/{name}/_mapping")
+        properties = next(iter(existing.values()))["mappings"].get("properties", {})
+        self._mapped[index] = dict(properties)
+        self._ready_indexes.add(index)
+
+    def register(self, registration: Registration) -> "Deferred[bool]":
+        """Store the registration's query; Elasticsearch's refusal becomes InvalidQuery with its reason."""
+        return ensureDeferred(self._register(registration))
+
+    async def _register(self, registration: Registration, again: bool = True) -> bool:
+        await self._ensure_index(registration.index)
+        name = percolator_index(registration.index)
+        doc = {
+            QUERY_FIELD: stored_query(registration),
+            ID_FIELD: registration.id,
+            REGISTRATION_FIELD: registration.to_json(),
+        }
+        try:
+            await self._request("PUT", f"/{name}/_create/{registration.id}?refresh=true", doc)
+        except ElasticsearchError as e:
+            if e.status == 409:
+                return False  # same id = same canonical query on the same index: already stored
+            if e.status == 404 and e.error_type == "index_not_found_exception" and again:
+                self._ready_indexes.discard(registration.index)  # deleted behind our back
+                return await self._register(registration, again=False)
+            raise InvalidQuery(f"Elasticsearch refused the query: {e.reason}", part=json.dumps(doc[QUERY_FIELD])) from None
+        return True
+
+    def lookup(self, subscription_id: str) -> "Deferred[Optional[Registration]]":
+        """Find a registration by id in any percolator index of this cluster."""
+        return ensureDeferred(self._lookup(subscription_id))
+
+    async def _lookup(self, subscription_id: str) -> Optional[Registration]:
+        body = {"query": {"ids": {"values": [subscription_id]}}, "_source": [REGISTRATION_FIELD], "size": 1}
+        answer = await self._request("POST", f"/{INDEX_PREFIX}*/_search?ignore_unavailable=true&allow_no_indices=true", body)
+        hits = answer["hits"]["hits"]
+        if not hits:
+            return None
+        return Registration.from_json(hits[0]["_source"][REGISTRATION_FIELD])
+
+    def percolate(self, index: str, documents: Sequence[Mapping[str, Any]]) -> "Deferred[List[List[str]]]":
+        """One percolate request for the batch; matches mapped back through the document slots."""
+        return ensureDeferred(self._percolate(index, documents))
+
+    async def _percolate(self, index: str, documents: Sequence[Mapping[str, Any]]) -> List[List[str]]:
+        if not documents:
+            return []
+        await self._ensure_index(index)
+        await self._update_mapping(index, documents)
+        properties = self._mapped[index]
+        conformed = [conform(document, properties) for document in documents]
+        try:
+            return await self._percolate_request(index, conformed)
+        except ElasticsearchError as e:
+            if e.error_type == "index_not_found_exception":
+                self._ready_indexes.discard(index)
+                return [[] for _ in documents]  # no percolator index: no registrations
+            if len(documents) == 1:
+                log.error("percolating a document of {index} failed, it matches nothing: {reason}", index=index, reason=e.reason)
+                return [[]]
+        # Something in the batch was refused: percolate one by one so one document cannot sink the rest.
+        log.warn("percolating a batch of {n} documents of {index} failed; percolating them one by one", n=len(documents), index=index)
+        matches: List[List[str]] = []
+        for document in conformed:
+            try:
+                matches.extend(await self._percolate_request(index, [document]))
+            except ElasticsearchError as e:
+                log.error("percolating a document of {index} failed, it matches nothing: {reason}", index=index, reason=e.reason)
+                matches.append([])
+        return matches
+
+    async def _percolate_request(self, index: str, documents: List[Dict[str, Any]]) -> List[List[str]]:
+        matches: List[List[str]] = [[] for _ in documents]
+        name = percolator_index(index)
+        search_after: Optional[List[Any]] = None
+        while True:
+            body: Dict[str, Any] = {
+                "query": {"percolate": {"field": QUERY_FIELD, "documents": documents}},
+                "_source": False,
+                "docvalue_fields": [ID_FIELD],
+                "size": PAGE,
+                "sort": [{ID_FIELD: "asc"}],
+                "track_total_hits": False,
+            }
+            if search_after is not None:
+                body["search_after"] = search_after
+            answer = await self._request("POST", f"/{name}/_search", body)
+            hits = answer["hits"]["hits"]
+            for hit in hits:
+                sub_id = hit["fields"][ID_FIELD][0]
+                for slot in hit["fields"].get("_percolator_document_slot", [0]):
+                    matches[slot].append(sub_id)
+            if len(hits) < PAGE:
+                return matches
+            search_after = hits[-1]["sort"]
+
+    async def _update_mapping(self, index: str, documents: Sequence[Mapping[str, Any]]) -> None:
+        """Map the fields these documents show for the first time, then re-extract the stored queries."""
+        visible = [{k: v for k, v in doc.items() if not (isinstance(k, str) and k.startswith(INTERNAL_PREFIX))} for doc in documents]
+        refused = self._refused.setdefault(index, set())
+        new = {k: v for k, v in mapping_for_documents(visible, self._mapped[index]).items() if k not in refused}
+        if not new:
+            return
+        try:
+            await self._request("PUT", f"/{percolator_index(index)}/_mapping", {"properties": new})
+        except ElasticsearchError:
+            # Map field by field: a conflicting type (another Beater mapped it first) or a limit
+            # refuses only its own field, which is then left unmapped for good (and not retried).
+            for key, mapping in new.items():
+                try:
+                    await self._request("PUT", f"/{percolator_index(index)}/_mapping", {"properties": {key: mapping}})
+                except ElasticsearchError as e:
+                    log.warn("mapping field {key} of {index} refused, left unmapped: {reason}", key=key, index=index, reason=e.reason)
+                    refused.add(key)
+            self._ready_indexes.discard(index)
+            await self._ensure_index(index)
+        else:
+            self._mapped[index] = _merge_properties(self._mapped[index], new)
+        await self._reextract(index)
+
+    async def _reextract(self, index: str) -> None:
+        """Re-index every stored query of ``index`` so its candidate terms follow the current mapping."""
+        name = percolator_index(index)
+        search_after: Optional[List[Any]] = None
+        reindexed = 0
+        while True:
+            body: Dict[str, Any] = {"query": {"match_all": {}}, "size": 1000, "sort": [{ID_FIELD: "asc"}], "track_total_hits": False}
+            if search_after is not None:
+                body["search_after"] = search_after
+            answer = await self._request("POST", f"/{name}/_search", body)
+            hits = answer["hits"]["hits"]
+            if hits:
+                sources = {hit["_id"]: hit["_source"] for hit in hits}
+                lines = []
+                for sub_id, source in sources.items():
+                    lines.append(json.dumps({"index": {"_id": sub_id}}))
+                    lines.append(json.dumps(source))
+                result = await self._request("POST", f"/{name}/_bulk", ndjson=("\n".join(lines) + "\n").encode())
+                if result.get("errors"):
+                    await self._disable_failed(name, result, sources)
+                reindexed += len(hits)
+            if len(hits) < 1000:
+                break
+            search_after = hits[-1]["sort"]
+        await self._request("POST", f"/{name}/_refresh")
+        log.debug("re-extracted {n} stored queries of {index}", n=reindexed, index=index)
+
+    async def _disable_failed(self, name: str, result: Mapping[str, Any], sources: Mapping[str, Any]) -> None:
+        """Stored queries that no longer parse against the mapping can match nothing: store match_none."""
+        for item in result.get("items", []):
+            outcome = item.get("index", {})
+            if "error" not in outcome:
+                continue
+            sub_id = outcome["_id"]
+            reason = ElasticsearchError(outcome.get("status", 400), {"error": outcome["error"]}).reason
+            log.warn("stored query {id} of {name} no longer fits the mapping and can match nothing: {reason}", id=sub_id, name=name, reason=reason)
+            source = dict(sources[sub_id])
+            source[QUERY_FIELD] = {"match_none": {}}
+            source[DISABLED_FIELD] = reason
+            await self._request("PUT", f"/{name}/_doc/{sub_id}", source)
+
+    def stop(self) -> "Deferred[None]":
+        """Close the kept-alive connections; nothing to flush (every write was acknowledged)."""
+        return self.pool.closeCachedConnections()
+
+
+def _merge_properties(existing: Mapping[str, Any], new: Mapping[str, Any]) -> Dict[str, Any]:
+    """``existing`` with the ``new`` properties added, object sub-properties merged recursively."""
+    merged = dict(existing)
+    for key, mapping in new.items():
+        old = merged.get(key)
+        if old is not None and "properties" in mapping:
+            combined = dict(old)
+            combined["properties"] = _merge_properties(old.get("properties", {}), mapping["properties"])
+            merged[key] = combined
+        else:
+            merged[key] = mapping
+    return merged
