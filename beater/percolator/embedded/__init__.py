@@ -1,0 +1,124 @@
+"""The embedded percolator: registered queries matched in-process, registrations kept in sqlite.
+
+:class:`EmbeddedPercolator` implements :class:`beater.percolator.base.Percolator`
+over the synchronous :class:`QueryIndex`.  Queries are compiled at registration
+(what cannot be matched with Elasticsearch's semantics is refused there with
+UnsupportedQuery); documents are matched in batches, each document against the
+candidate queries the presearcher selects.  Given a reactor, batches are matched
+in the reactor's thread pool so that large batches never stall it; without one
+everything runs synchronously and the Deferreds have already fired.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, List, Mapping, Optional, Sequence, TypeVar
+
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+
+from beater.percolator.embedded.query_index import QueryIndex
+from beater.percolator.embedded.store import Store
+from beater.registration import Registration
+
+__all__ = ["EmbeddedPercolator", "QueryIndex"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class EmbeddedPercolator:
+    """In-process percolator with Elasticsearch 7.17 percolator semantics."""
+
+    name = "embedded"
+
+    def __init__(self, path: Path, reactor: Any = None) -> None:
+        """``path`` is the sqlite file (created with its directories at start); ``reactor`` enables threads."""
+        self.path = Path(path)
+        self.reactor = reactor
+        self.store: Optional[Store] = None
+        self.index = QueryIndex(on_model_change=self._save_model)
+        self.refused: List[str] = []
+
+    def _save_model(self, index: str, properties: Any) -> None:
+        if self.store is not None:
+            self.store.save_model(index, properties)
+
+    def _call(self, function: Callable[..., T], *args: Any) -> "Deferred[T]":
+        """Run ``function`` synchronously, its result or exception in an already fired Deferred."""
+        return defer.maybeDeferred(function, *args)
+
+    def _call_in_thread(self, function: Callable[..., T], *args: Any) -> "Deferred[T]":
+        if self.reactor is None:
+            return self._call(function, *args)
+        from twisted.internet.threads import deferToThreadPool
+
+        return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), function, *args)
+
+    # --- Percolator protocol ---------------------------------------------------------------------
+
+    def start(self) -> "Deferred[None]":
+        """Open the store and load its field models and registrations."""
+        return self._call(self._start)
+
+    def _start(self) -> None:
+        if self.store is not None:
+            return  # already started
+        self.store = Store(self.path)
+        for index, properties in self.store.models().items():
+            self.index.load_model(index, properties)
+        loaded = 0
+        for subscription_id, _, data in self.store.registrations():
+            try:
+                registration = Registration.from_json(data)
+                self.index.add(registration)
+                loaded += 1
+            except Exception as e:  # a registration this version cannot match stays stored, unmatched
+                self.refused.append(subscription_id)
+                log.warning("stored registration %s cannot be loaded: %s", subscription_id, e)
+        log.info("embedded percolator: %d registrations loaded from %s", loaded, self.path)
+
+    def _require_store(self) -> Store:
+        if self.store is None:
+            self._start()
+        assert self.store is not None
+        return self.store
+
+    def register(self, registration: Registration) -> "Deferred[bool]":
+        """Compile and store ``registration``; True if new; UnsupportedQuery (errback) if it cannot be matched."""
+        return self._call(self._register, registration)
+
+    def _register(self, registration: Registration) -> bool:
+        store = self._require_store()
+        if registration.id in self.index:
+            return False
+        added = self.index.add(registration)  # compiles first: UnsupportedQuery leaves nothing behind
+        stored = store.add(registration.id, registration.index, registration.to_json())
+        return added or stored
+
+    def lookup(self, subscription_id: str) -> "Deferred[Optional[Registration]]":
+        """The stored registration with this id, or None."""
+        return self._call(self._lookup, subscription_id)
+
+    def _lookup(self, subscription_id: str) -> Optional[Registration]:
+        data = self._require_store().get(subscription_id)
+        return None if data is None else Registration.from_json(data)
+
+    def percolate(self, index: str, documents: Sequence[Mapping[str, Any]]) -> "Deferred[List[List[str]]]":
+        """For each document, the ids of the registrations of ``index`` it matches."""
+        if not documents:
+            return defer.succeed([])
+        self._require_store()
+        return self._call_in_thread(self.index.match_batch, index, list(documents))
+
+    def stop(self) -> "Deferred[None]":
+        """Close the store (every write was already committed)."""
+        return self._call(self._stop)
+
+    def _stop(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+

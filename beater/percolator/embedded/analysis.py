@@ -1,0 +1,85 @@
+"""Elasticsearch's ``standard`` analyzer, reimplemented: UAX#29 words, lowercased, at most 255 chars.
+
+Lucene's StandardTokenizer splits text at Unicode (UAX#29) word boundaries and
+keeps only the segments that hold a letter, a digit, an ideograph or an emoji;
+runs of South-East Asian scripts (Thai, Lao, Myanmar, Khmer: no spaces between
+words, no dictionary in the standard analyzer) stay one token; longer tokens are
+cut into pieces of 255 characters.  The LowerCaseFilter lowercases code point by
+code point (Java ``Character.toLowerCase``): no final-sigma rule, ``İ`` -> ``i``.
+
+The ``regex`` package's ``WORD`` flag gives the UAX#29 boundaries.  The tokens
+were checked against Elasticsearch 7.17's ``_analyze`` (tests/differential).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import List, Tuple
+
+import regex
+
+MAX_TOKEN_LENGTH = 255
+
+_BOUNDARY = regex.compile(r"(?V1w)\b")
+# A segment is a token if it holds one of these (punctuation, symbols, "_" runs and
+# other numbers such as ① ½ ² are dropped, as StandardTokenizer drops them).
+_KEEP = regex.compile(r"[\p{L}\p{Nd}\p{Nl}\p{Extended_Pictographic}\p{Emoji_Modifier}\p{Regional_Indicator}\u20e3]")
+# Complex-context scripts: a run of them is one token.
+_SOUTHEAST_ASIAN = regex.compile(r"^[\p{Line_Break=Complex_Context}\p{M}]+$")
+_SA_CHAR = regex.compile(r"\p{Line_Break=Complex_Context}")
+# Newer Unicode word rules glue a skin-tone modifier to whatever precedes it; Lucene's grammar
+# (Unicode 9 with its own emoji rules) makes a modifier after a non-emoji a token of its own.
+_HAS_MODIFIER = regex.compile(r"\p{Emoji_Modifier}")
+_LONE_MODIFIER = regex.compile(r"(?<![\p{Extended_Pictographic}\p{Emoji_Modifier}\uFE0F\u200D])(?=\p{Emoji_Modifier})")
+
+
+@lru_cache(maxsize=4096)
+def _lower_char(char: str) -> str:
+    lowered = char.lower()
+    # Java's Character.toLowerCase is a one-to-one mapping; Python's full mapping may not be.
+    return lowered if len(lowered) == 1 else {"\u0130": "i"}.get(char, char)
+
+
+def lowercase(text: str) -> str:
+    """Lowercase as Lucene's LowerCaseFilter: code point by code point, no context rules."""
+    if text.isascii():
+        return text.lower()
+    return "".join(_lower_char(c) for c in text)
+
+
+def _segments(text: str) -> List[str]:
+    parts = [p for p in _BOUNDARY.split(text) if p]
+    if _HAS_MODIFIER.search(text):
+        parts = [piece for part in parts for piece in _LONE_MODIFIER.split(part) if piece]
+    merged: List[str] = []
+    previous_sa = False
+    for part in parts:
+        is_sa = bool(_SA_CHAR.search(part)) and bool(_SOUTHEAST_ASIAN.match(part))
+        if is_sa and previous_sa:
+            merged[-1] += part
+        else:
+            merged.append(part)
+        previous_sa = is_sa
+    return merged
+
+
+def standard_tokens(text: str) -> List[str]:
+    """The tokens the standard analyzer makes of ``text``, in order (position = list index)."""
+    if not text:
+        return []
+    tokens: List[str] = []
+    for segment in _segments(text):
+        if not _KEEP.search(segment):
+            continue
+        segment = lowercase(segment)
+        if len(segment) <= MAX_TOKEN_LENGTH:
+            tokens.append(segment)
+        else:
+            tokens.extend(segment[i : i + MAX_TOKEN_LENGTH] for i in range(0, len(segment), MAX_TOKEN_LENGTH))
+    return tokens
+
+
+@lru_cache(maxsize=65536)
+def analyze_cached(text: str) -> Tuple[str, ...]:
+    """:func:`standard_tokens` as a tuple, memoised (query texts and repeated field values)."""
+    return tuple(standard_tokens(text))

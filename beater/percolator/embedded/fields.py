@@ -1,0 +1,360 @@
+"""Documents as the embedded percolator sees them: typed, flattened, analysed fields.
+
+The field model of an index is the Elasticsearch mapping its documents would get
+(:mod:`beater.percolator.mapping`: the first value of a field fixes its type;
+strings are ``text`` with a ``.keyword`` sub-field, or ``date`` when they look
+like one).  It grows before each batch is matched with the fields that batch
+shows first, and is persisted with the registrations.
+
+A document is then read as Elasticsearch would index it with that mapping and
+``ignore_malformed``: values that cannot be indexed in their field (an object
+where a value is mapped, a number that does not parse, a date in another format,
+a dotted key) are left out; strings and numbers in text fields are analysed with
+the standard analyzer, arrays leave a position gap of 100 between values;
+``.keyword`` keeps values of at most 256 characters; numbers are coerced
+(``"12.5"`` in a long field is 12, float fields hold 32-bit floats); dates are
+epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+
+from beater.percolator.embedded.analysis import analyze_cached
+from beater.percolator.mapping import mapping_for_documents
+
+TEXT, KEYWORD, LONG, FLOAT, DATE, BOOLEAN, OBJECT = "text", "keyword", "long", "float", "date", "boolean", "object"
+KEYWORD_SUFFIX = ".keyword"
+IGNORE_ABOVE = 256
+POSITION_GAP = 100
+INTERNAL_PREFIX = "@estrom_"
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+
+
+# --- numbers and dates ----------------------------------------------------------------------------
+
+def to_float32(value: float) -> float:
+    """``value`` rounded to the nearest 32-bit float (what a ``float`` field stores)."""
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def parse_number(value: Any) -> Optional[float]:
+    """A JSON number or numeric string as a float, None if it is not one (booleans are not numbers)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    return None
+
+
+def parse_long(value: Any) -> Optional[int]:
+    """A document value coerced into a ``long`` field, as Elasticsearch does (decimals truncated)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if LONG_MIN <= value <= LONG_MAX else None
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"[+-]?\d+", text):
+            number = int(text)
+            return number if LONG_MIN <= number <= LONG_MAX else None
+    number = parse_number(value)
+    if number is None or not math.isfinite(number) or not (LONG_MIN <= number <= LONG_MAX):
+        return None
+    return int(number)  # truncation toward zero, as Java's (long) cast
+
+
+def parse_float(value: Any) -> Optional[float]:
+    """A document value in a ``float`` field (32-bit)."""
+    number = parse_number(value)
+    if number is None or math.isnan(number):
+        return None
+    return to_float32(number)
+
+
+_DATE = re.compile(
+    r"(?P<y>\d{4})(?:-(?P<mo>\d{2})(?:-(?P<d>\d{2})(?:T(?P<h>\d{2})(?::(?P<mi>\d{2})(?::(?P<s>\d{2})"
+    r"(?:[.,](?P<frac>\d{1,9}))?)?)?(?P<tz>Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def parse_date(text: Any, round_up: bool = False, allow_epoch: bool = True) -> Optional[int]:
+    """``strict_date_optional_time||epoch_millis`` as epoch milliseconds, None if neither parses.
+
+    With ``round_up`` the missing time fields take their largest value (23:59:59.999)
+    and missing month/day stay 1, as Elasticsearch's round-up parser for ``lte``/``gt``.
+    """
+    if isinstance(text, bool):
+        return None
+    if isinstance(text, (int, float)):
+        return int(math.floor(text)) if math.isfinite(text) else None
+    if not isinstance(text, str):
+        return None
+    m = _DATE.fullmatch(text)
+    if m is None:
+        if allow_epoch and re.fullmatch(r"[+-]?\d+(\.\d+)?", text):
+            return int(math.floor(float(text))) if "." in text else int(text)
+        return None
+    g = m.groupdict()
+    try:
+        hour_default = 23 if round_up else 0
+        minute_default = 59 if round_up else 0
+        base = datetime(
+            int(g["y"]), int(g["mo"] or 1), int(g["d"] or 1),
+            int(g["h"]) if g["h"] is not None else hour_default,
+            int(g["mi"]) if g["mi"] is not None else minute_default,
+            int(g["s"]) if g["s"] is not None else minute_default,
+            tzinfo=timezone.utc,
+        )
+    except ValueError:
+        return None
+    if g["frac"] is not None:
+        millis = int((g["frac"] + "000")[:3])
+    else:
+        millis = 999 if round_up else 0
+    tz = g["tz"]
+    offset = timedelta(0)
+    if tz and tz != "Z":
+        sign = -1 if tz[0] == "-" else 1
+        digits = tz[1:].replace(":", "")
+        hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+        if hours > 18 or minutes > 59:
+            return None
+        offset = sign * timedelta(hours=hours, minutes=minutes)
+    delta = (base - offset) - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1000 + millis
+
+
+def text_of(value: Any) -> str:
+    """How a JSON scalar reads in a text or keyword field (numbers and booleans as JSON writes them)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def parse_boolean(value: Any) -> Optional[bool]:
+    """A document value in a ``boolean`` field ("" is false), None if it is not a boolean."""
+    if isinstance(value, bool):
+        return value
+    if value == "true":
+        return True
+    if value in ("false", ""):
+        return False
+    return None
+
+
+# --- field model ----------------------------------------------------------------------------------
+
+class FieldModel:
+    """The mapping of one index: Elasticsearch ``properties`` plus a flat ``path -> type`` view."""
+
+    def __init__(self, properties: Optional[Mapping[str, Any]] = None) -> None:
+        self.properties: Dict[str, Any] = {}
+        self.types: Dict[str, str] = {}
+        self.version = 0
+        if properties:
+            self.grow_with(properties)
+
+    def type_of(self, path: str) -> Optional[str]:
+        """``text``, ``keyword``, ``long``, ``float``, ``date``, ``boolean``, ``object`` or None if unmapped."""
+        return self.types.get(path)
+
+    def grow(self, documents: Sequence[Mapping[str, Any]]) -> List[str]:
+        """Map the fields these documents show first; return the new paths (empty if none)."""
+        visible = [
+            {k: v for k, v in doc.items() if not (isinstance(k, str) and k.startswith(INTERNAL_PREFIX))}
+            for doc in documents
+            if isinstance(doc, Mapping)
+        ]
+        new = mapping_for_documents(visible, self.properties)
+        if not new:
+            return []
+        return self.grow_with(new)
+
+    def grow_with(self, new: Mapping[str, Any]) -> List[str]:
+        """Merge ``new`` properties into the model; return the paths that were not mapped before."""
+        self.properties = _merge_properties(self.properties, new)
+        before = set(self.types)
+        self.types = {}
+        _flatten_types(self.properties, "", self.types)
+        self.version += 1
+        return sorted(set(self.types) - before)
+
+    def to_json(self) -> Dict[str, Any]:
+        """The properties, as stored."""
+        return self.properties
+
+
+def _merge_properties(existing: Mapping[str, Any], new: Mapping[str, Any]) -> Dict[str, Any]:
+    merged = dict(existing)
+    for key, mapping in new.items():
+        old = merged.get(key)
+        if old is not None and "properties" in mapping:
+            combined = dict(old)
+            combined["properties"] = _merge_properties(old.get("properties", {}), mapping["properties"])
+            merged[key] = combined
+        elif old is None:
+            merged[key] = mapping
+    return merged
+
+
+def _flatten_types(properties: Mapping[str, Any], prefix: str, out: Dict[str, str]) -> None:
+    for key, mapping in properties.items():
+        path = prefix + key
+        kind = mapping.get("type", OBJECT)
+        if "properties" in mapping or kind == OBJECT:
+            out[path] = OBJECT
+            _flatten_types(mapping.get("properties", {}), path + ".", out)
+        else:
+            out[path] = kind
+            if KEYWORD_SUFFIX[1:] in mapping.get("fields", {}):
+                out[path + KEYWORD_SUFFIX] = KEYWORD
+
+
+# --- analysed documents ---------------------------------------------------------------------------
+
+@dataclass
+class AnalysedDoc:
+    """One document's indexed values per field path, and the presearch keys it holds."""
+
+    types: Mapping[str, str]
+    tokens: Dict[str, Dict[str, List[int]]] = field(default_factory=dict)  # text field -> token -> positions
+    keywords: Dict[str, List[str]] = field(default_factory=dict)  # keyword field -> values
+    numbers: Dict[str, List[float]] = field(default_factory=dict)  # long/float field -> values
+    dates: Dict[str, List[int]] = field(default_factory=dict)  # date field -> epoch millis
+    booleans: Dict[str, List[bool]] = field(default_factory=dict)
+    present: Set[str] = field(default_factory=set)  # fields (and their parent objects) with a value
+    _any: Optional[Tuple[Dict[str, List[str]], Set[str], Set[int], Set[float], Set[bool], List[int]]] = None
+
+    def any_field_view(self) -> Tuple[Dict[str, List[str]], Set[str], Set[int], Set[float], Set[bool], List[int]]:
+        """Across all fields: token -> text fields holding it, keyword values, longs, floats, booleans, dates."""
+        if self._any is None:
+            token_paths: Dict[str, List[str]] = {}
+            for path, postings in self.tokens.items():
+                for token in postings:
+                    token_paths.setdefault(token, []).append(path)
+            keywords = {v for values in self.keywords.values() for v in values}
+            longs: Set[int] = set()
+            floats: Set[float] = set()
+            for path, numbers in self.numbers.items():
+                (longs if self.types.get(path) == LONG else floats).update(numbers)  # type: ignore[arg-type]
+            booleans = {b for flags in self.booleans.values() for b in flags}
+            dates = [d for values in self.dates.values() for d in values]
+            self._any = (token_paths, keywords, longs, floats, booleans, dates)
+        return self._any
+
+    def fields_of_type(self) -> Iterable[Tuple[str, str]]:
+        """(path, type) of every leaf field with a value in this document."""
+        for path in self.tokens:
+            yield path, TEXT
+        for path in self.keywords:
+            yield path, KEYWORD
+        for path in self.numbers:
+            yield path, self.types.get(path, LONG)
+        for path in self.dates:
+            yield path, DATE
+        for path in self.booleans:
+            yield path, BOOLEAN
+
+
+def analyse_document(document: Mapping[str, Any], model: FieldModel) -> AnalysedDoc:
+    """Read ``document`` as Elasticsearch indexes it with ``model`` (unmappable values left out)."""
+    doc = AnalysedDoc(types=model.types)
+    text_next: Dict[str, int] = {}
+    if isinstance(document, Mapping):
+        _walk(document, "", model.types, doc, text_next)
+    return doc
+
+
+def _walk(obj: Mapping[str, Any], prefix: str, types: Mapping[str, str], doc: AnalysedDoc, text_next: Dict[str, int]) -> None:
+    for key, value in obj.items():
+        if not isinstance(key, str) or not key or "." in key or key.startswith(INTERNAL_PREFIX):
+            continue
+        path = prefix + key
+        kind = types.get(path)
+        if kind is None:
+            continue
+        for item in value if isinstance(value, list) else (value,):
+            _add_value(item, path, kind, types, doc, text_next)
+
+
+def _mark_present(path: str, doc: AnalysedDoc) -> None:
+    doc.present.add(path)
+    while "." in path:
+        path = path.rsplit(".", 1)[0]
+        doc.present.add(path)
+
+
+def _add_value(item: Any, path: str, kind: str, types: Mapping[str, str], doc: AnalysedDoc, text_next: Dict[str, int]) -> None:
+    if item is None:
+        return
+    if isinstance(item, list):  # nested arrays are flattened
+        for sub in item:
+            _add_value(sub, path, kind, types, doc, text_next)
+        return
+    if kind == OBJECT:
+        if isinstance(item, Mapping):
+            _walk(item, path + ".", types, doc, text_next)
+        return
+    if isinstance(item, Mapping):
+        return
+    if kind == TEXT:
+        text = text_of(item)
+        start = text_next.get(path)
+        start = 0 if start is None else start + POSITION_GAP
+        tokens = analyze_cached(text)
+        postings = doc.tokens.setdefault(path, {})
+        for offset, token in enumerate(tokens):
+            postings.setdefault(token, []).append(start + offset)
+        text_next[path] = start + len(tokens)
+        _mark_present(path, doc)
+        keyword_path = path + KEYWORD_SUFFIX
+        if keyword_path in types and len(text) <= IGNORE_ABOVE:
+            doc.keywords.setdefault(keyword_path, []).append(text)
+            doc.present.add(keyword_path)
+        return
+    if kind == KEYWORD:
+        text = text_of(item)
+        if len(text) <= IGNORE_ABOVE:
+            doc.keywords.setdefault(path, []).append(text)
+            _mark_present(path, doc)
+        return
+    if kind == LONG:
+        number: Optional[float] = parse_long(item)
+    elif kind == FLOAT:
+        number = parse_float(item)
+    elif kind == DATE:
+        millis = parse_date(item)
+        if millis is not None:
+            doc.dates.setdefault(path, []).append(millis)
+            _mark_present(path, doc)
+        return
+    elif kind == BOOLEAN:
+        flag = parse_boolean(item)
+        if flag is not None:
+            doc.booleans.setdefault(path, []).append(flag)
+            _mark_present(path, doc)
+        return
+    else:
+        return
+    if number is not None:
+        doc.numbers.setdefault(path, []).append(number)
+        _mark_present(path, doc)

@@ -1,0 +1,109 @@
+"""Candidate selection: queries indexed under keys a matching document must hold."""
+
+from beater.percolator.embedded.fields import FieldModel, analyse_document
+from beater.percolator.embedded.presearcher import ANY, Presearcher, document_keys, extract_keys, is_exact, key, literal_prefix
+from beater.percolator.embedded.query_index import QueryIndex
+from beater.query.ir import ANY_FIELD, Bool, Exists, Match, MatchNone, Phrase, Prefix, Range, Term, Wildcard
+
+TYPES = {"title": "text", "title.keyword": "keyword", "n": "long"}
+
+
+def test_conjunction_is_indexed_under_one_clause() -> None:
+    keys, _ = extract_keys(Bool(must=(Match("title", "a"), Match("title", "longer"))), TYPES)
+    assert keys == frozenset({key("title", "a")}) or keys == frozenset({key("title", "longer")})
+
+
+def test_and_match_is_indexed_under_its_longest_token() -> None:
+    keys, _ = extract_keys(Match("title", "ab abcd", operator="and"), TYPES)
+    assert keys == frozenset({key("title", "abcd")})
+
+
+def test_disjunction_is_indexed_under_every_clause() -> None:
+    keys, _ = extract_keys(Bool(should=(Match("title", "a"), Term("n", 3))), TYPES)
+    assert keys == frozenset({key("title", "a"), key("n", "\x00l3")})
+
+
+def test_pure_negation_range_and_exists_are_always_checked() -> None:
+    for node in (Bool(must_not=(Match("title", "a"),)), Range("n", gte=1), Exists("title")):
+        assert extract_keys(node, TYPES)[0] is ANY
+
+
+def test_any_field_is_indexed_under_star() -> None:
+    assert extract_keys(Match(ANY_FIELD, "wikidata"), TYPES)[0] == frozenset({key(ANY_FIELD, "wikidata")})
+
+
+def test_prefix_is_indexed_under_its_first_three_characters() -> None:
+    assert extract_keys(Prefix("title", "wikid"), TYPES)[0] == frozenset({key("title", "\x00pwik")})
+
+
+def test_wildcard_with_leading_star_is_always_checked() -> None:
+    assert extract_keys(Wildcard("title", "*bot"), TYPES)[0] is ANY and literal_prefix("ab\\*c*") == "ab"
+
+
+def test_unmapped_field_is_never_until_mapped() -> None:
+    keys, unmapped = extract_keys(Match("other", "x"), TYPES)
+    assert keys == frozenset() and unmapped == {"other"}
+
+
+def test_match_none_is_never() -> None:
+    assert extract_keys(MatchNone(), TYPES)[0] == frozenset()
+
+
+def test_single_token_match_needs_no_verification_but_phrase_does() -> None:
+    assert is_exact(Match("title", "word"), TYPES) and is_exact(Match(ANY_FIELD, "word"), TYPES)
+    assert not is_exact(Phrase("title", "word word"), TYPES)
+
+
+def test_document_keys_hold_field_and_star_keys() -> None:
+    model = FieldModel()
+    model.grow([{"title": "Hello", "n": 3}])
+    keys = document_keys(analyse_document({"title": "Hello", "n": 3}, model))
+    assert {key("title", "hello"), key(ANY_FIELD, "hello"), key("title.keyword", "Hello"), key("n", "\x00l3")} <= keys
+
+
+def test_candidates_are_postings_plus_always_list() -> None:
+    presearcher = Presearcher()
+    presearcher.add(1, frozenset({"a"}))
+    presearcher.add(2, frozenset({"b"}))
+    presearcher.add(3, ANY)
+    assert presearcher.candidates({"a"}) == {1, 3}
+
+
+def test_removed_query_is_no_candidate() -> None:
+    presearcher = Presearcher()
+    presearcher.add(1, frozenset({"a"}))
+    presearcher.remove(1)
+    assert presearcher.candidates({"a"}) == set()
+
+
+def test_query_registered_before_its_field_matches_when_the_field_appears() -> None:
+    index = QueryIndex()
+    index.add("q", "i", Match("late", "x"))
+    assert index.match_batch("i", [{"late": "x"}]) == [["q"]]
+
+
+def test_match_batch_answers_per_document_in_order() -> None:
+    index = QueryIndex()
+    index.add("a", "i", Match(ANY_FIELD, "alpha"))
+    index.add("b", "i", Bool(must_not=(Match("title", "alpha"),)))
+    assert index.match_batch("i", [{"title": "alpha"}, {"title": "beta"}]) == [["a"], ["b"]]
+
+
+def test_indexes_are_separate() -> None:
+    index = QueryIndex()
+    index.add("a", "one", Match(ANY_FIELD, "alpha"))
+    assert index.match_batch("two", [{"title": "alpha"}]) == [[]]
+
+
+def test_add_is_idempotent_and_remove_forgets() -> None:
+    index = QueryIndex()
+    assert index.add("a", "i", Match("title", "x")) and not index.add("a", "i", Match("title", "x"))
+    assert index.remove("a") and index.match_batch("i", [{"title": "x"}]) == [[]]
+
+
+def test_field_model_changes_are_reported() -> None:
+    seen = []
+    index = QueryIndex(on_model_change=lambda name, properties: seen.append((name, sorted(properties))))
+    index.match_batch("i", [{"a": 1}])
+    index.match_batch("i", [{"a": 2}])
+    assert seen == [("i", ["a"])]
