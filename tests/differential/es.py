@@ -1,0 +1,139 @@
+"""A small synchronous Elasticsearch client for the differential tests (pytest is not on the reactor).
+
+It reuses the pure parts of the Elasticsearch backend (index body, stored query,
+conform, mapping rules) so the oracle sees exactly what the backend would send.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import uuid
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
+
+import pytest
+
+from beater.percolator.elasticsearch import ID_FIELD, QUERY_FIELD, conform, index_body, stored_query
+from beater.percolator.mapping import mapping_for_documents
+from beater.registration import Registration
+
+
+class EsError(Exception):
+    """Elasticsearch answered an error status."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"{status}: {json.dumps(body)[:800]}")
+        self.status = status
+        self.body = body
+
+
+class Es:
+    """Blocking JSON-over-HTTP client on one keep-alive connection."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 9200
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+
+    def request(self, method: str, path: str, body: Any = None, ndjson: Optional[str] = None) -> Any:
+        data = ndjson.encode() if ndjson is not None else (None if body is None else json.dumps(body).encode())
+        headers = {"content-type": "application/x-ndjson" if ndjson is not None else "application/json"}
+        for attempt in range(2):
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                response = self.conn.getresponse()
+                payload = response.read()
+                break
+            except (http.client.HTTPException, OSError):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+                if attempt:
+                    raise
+        answer = json.loads(payload) if payload else None
+        if response.status >= 400:
+            raise EsError(response.status, answer)
+        return answer
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def es_url() -> str:
+    """ESTROM_ES_URL, checked to answer; the test fails (never skips) otherwise."""
+    url = os.environ.get("ESTROM_ES_URL")
+    if not url:
+        pytest.fail("ESTROM_ES_URL is not set: run scripts/test, or scripts/services start elasticsearch and export it")
+    try:
+        info = Es(url).request("GET", "/")
+    except (OSError, EsError, ValueError) as e:
+        pytest.fail(f"Elasticsearch at ESTROM_ES_URL={url} is unreachable: {e}")
+    assert "version" in info
+    return url
+
+
+class PercolatorIndex:
+    """A fresh percolator index built as the backend builds it: mapping first, then queries."""
+
+    def __init__(self, es: Es, documents: Sequence[Mapping[str, Any]]) -> None:
+        self.es = es
+        self.name = "estrom-diff-" + uuid.uuid4().hex[:10]
+        es.request("PUT", f"/{self.name}", index_body())
+        self.properties: Dict[str, Any] = {}
+        new = mapping_for_documents(documents, {})
+        if new:
+            es.request("PUT", f"/{self.name}/_mapping", {"properties": new})
+        mapping = es.request("GET", f"/{self.name}/_mapping")
+        self.properties = next(iter(mapping.values()))["mappings"]["properties"]
+
+    def register(self, registrations: Iterable[Registration]) -> Dict[str, str]:
+        """Store the queries; return {id: reason} for those Elasticsearch refused."""
+        lines: List[str] = []
+        for registration in registrations:
+            lines.append(json.dumps({"index": {"_id": registration.id}}))
+            lines.append(json.dumps({QUERY_FIELD: stored_query(registration), ID_FIELD: registration.id}))
+        refused: Dict[str, str] = {}
+        if not lines:
+            return refused
+        answer = self.es.request("POST", f"/{self.name}/_bulk?refresh=true", ndjson="\n".join(lines) + "\n")
+        for item in answer["items"]:
+            outcome = item["index"]
+            if "error" in outcome:
+                error = outcome["error"]
+                reasons = []
+                while isinstance(error, dict):
+                    reasons.append(str(error.get("reason")))
+                    error = error.get("caused_by")
+                refused[outcome["_id"]] = ": ".join(reasons)
+        return refused
+
+    def percolate(self, documents: Sequence[Mapping[str, Any]]) -> List[List[str]]:
+        """Per document, the ids of the stored queries it matches (one request per batch)."""
+        conformed = [conform(doc, self.properties) for doc in documents]
+        matches: List[List[str]] = [[] for _ in documents]
+        search_after = None
+        while True:
+            body: Dict[str, Any] = {
+                "query": {"percolate": {"field": QUERY_FIELD, "documents": conformed}},
+                "_source": False, "docvalue_fields": [ID_FIELD], "size": 10_000,
+                "sort": [{ID_FIELD: "asc"}], "track_total_hits": False,
+            }
+            if search_after is not None:
+                body["search_after"] = search_after
+            hits = self.es.request("POST", f"/{self.name}/_search", body)["hits"]["hits"]
+            for hit in hits:
+                for slot in hit["fields"].get("_percolator_document_slot", [0]):
+                    matches[slot].append(hit["fields"][ID_FIELD][0])
+            if len(hits) < 10_000:
+                return matches
+            search_after = hits[-1]["sort"]
+
+    def delete(self) -> None:
+        self.es.request("DELETE", f"/{self.name}")
+
+
+def analyze(es: Es, text: str) -> List[Tuple[str, int]]:
+    """The standard analyzer's tokens of ``text`` with their positions."""
+    answer = es.request("POST", "/_analyze", {"analyzer": "standard", "text": text})
+    return [(t["token"], t["position"]) for t in answer["tokens"]]
