@@ -175,3 +175,14 @@ def test_health_reports_the_router_session(estrom: Estrom) -> None:
     """Both services report a live router session."""
     assert http_get_json(f"http://127.0.0.1:{estrom.beater_port}/api/v0.1/health")[1]["router"] is True
     assert http_get_json(f"http://127.0.0.1:{estrom.tailor_port}/api/v0.1/health")[1]["router"] is True
+
+
+def test_documents_keep_integers_of_any_size_and_unicode(estrom: Estrom) -> None:
+    """A document travels unchanged: JSON integers beyond 64 bits and non-ASCII text survive."""
+    tail = estrom.tail(i="events", q="fidelity", limit=1)
+    tail.read_until(HEADER)
+    document = {"message": "fidelity straße 😀", "big": 2**70, "neg": -(2**65), "pi": 3.14159, "none": None}
+    status, _ = estrom.post("events", json.dumps(document))
+    assert status == 200
+    body = close_prefix(tail.read_all())
+    assert body["hits"][0]["_source"] == document
