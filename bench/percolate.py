@@ -1,0 +1,414 @@
+"""Percolator benchmark: the embedded QueryIndex against Elasticsearch, same queries, same documents.
+
+    python bench/percolate.py                              # 1000, 10000, 100000 queries
+    python bench/percolate.py --queries 1000,10000 --docs 2000
+    python bench/percolate.py --queries 100000 --es-docs 500 --es-max-seconds 300
+
+For each size, the first N stored queries of one deterministic list
+(:mod:`bench.shapes`: MUST/NOT term sets, phrases, prefix/wildcard, field terms,
+ranges, boolean mixes over the vocabulary of examples/recentchange.ndjson) are
+registered in
+
+* the embedded percolator's synchronous core (:class:`QueryIndex`), in a fresh
+  Python process so that its resident-memory growth can be measured alone, and
+* a fresh Elasticsearch percolator index built as the Elasticsearch backend builds
+  it (index body, mapping rules, stored query; ``_bulk`` in chunks, one refresh
+  at the end),
+
+and the same documents are percolated by both in batches of 100 (one
+``match_batch`` call, one ``percolate`` request with ``documents: [...]``).
+Both sides see the full field mapping before the queries are registered.
+
+Reported per size: docs/s of each side and their ratio (embedded / ES),
+registration time of each, embedded RSS growth, total matches of each and the
+number of (document, query) pairs on which they differ (over the documents both
+percolated), and the embedded per-document time over the time of analysing the
+document alone (:func:`analyse_document`, the floor of any percolation).
+
+Elasticsearch: ``ESTROM_ES_URL``, else ``scripts/services start elasticsearch``
+is run and its last stdout line is the URL.  The indexes created are deleted at
+the end.  Human-readable lines go to stdout as the run goes; the last line is
+``key=value`` figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import http.client
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from beater.errors import InvalidQuery, UnsupportedQuery  # noqa: E402
+from beater.percolator.elasticsearch import ID_FIELD, QUERY_FIELD, index_body, stored_query  # noqa: E402
+from beater.percolator.embedded.analysis import analyze_cached  # noqa: E402
+from beater.percolator.embedded.fields import FieldModel, analyse_document  # noqa: E402
+from beater.percolator.embedded.presearcher import document_keys  # noqa: E402
+from beater.percolator.embedded.query_index import QueryIndex  # noqa: E402
+from beater.percolator.mapping import mapping_for_documents  # noqa: E402
+from beater.registration import Registration, make_registration  # noqa: E402
+from bench.shapes import generate  # noqa: E402
+from bench.workload import load_documents  # noqa: E402
+from tests.differential.es import PercolatorIndex  # noqa: E402
+
+INDEX = "bench"
+BULK_CHUNK = 5000
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# --- Elasticsearch --------------------------------------------------------------------------------
+
+class EsError(Exception):
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"{status}: {json.dumps(body)[:800]}")
+        self.status = status
+        self.body = body
+
+
+class Es:
+    """Blocking JSON client (as tests/differential/es.py's) with a long timeout and no silent re-send."""
+
+    def __init__(self, url: str, timeout: float = 900.0) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 9200
+        self.timeout = timeout
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method: str, path: str, body: Any = None, ndjson: Optional[str] = None) -> Any:
+        data = ndjson.encode() if ndjson is not None else (None if body is None else json.dumps(body).encode())
+        headers = {"content-type": "application/x-ndjson" if ndjson is not None else "application/json"}
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            response = self.conn.getresponse()
+            payload = response.read()
+        except (http.client.HTTPException, OSError):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            raise
+        answer = json.loads(payload) if payload else None
+        if response.status >= 400:
+            raise EsError(response.status, answer)
+        return answer
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class BenchIndex(PercolatorIndex):
+    """tests/differential's PercolatorIndex (same body, mapping, stored query, percolate request),
+    named ``estrom-bench-*`` and filled with chunked ``_bulk`` requests and one refresh at the end."""
+
+    def __init__(self, es: Es, documents: Sequence[Mapping[str, Any]]) -> None:  # noqa: D107
+        self.es = es  # type: ignore[assignment]
+        self.name = "estrom-bench-" + uuid.uuid4().hex[:10]
+        es.request("PUT", f"/{self.name}", index_body())
+        new = mapping_for_documents(documents, {})
+        if new:
+            es.request("PUT", f"/{self.name}/_mapping", {"properties": new})
+        mapping = es.request("GET", f"/{self.name}/_mapping")
+        self.properties = next(iter(mapping.values()))["mappings"]["properties"]
+
+    def register(self, registrations: Sequence[Registration]) -> Dict[str, str]:  # type: ignore[override]
+        refused: Dict[str, str] = {}
+        for start in range(0, len(registrations), BULK_CHUNK):
+            lines: List[str] = []
+            for registration in registrations[start : start + BULK_CHUNK]:
+                lines.append(json.dumps({"index": {"_id": registration.id}}))
+                lines.append(json.dumps({QUERY_FIELD: stored_query(registration), ID_FIELD: registration.id}))
+            answer = self.es.request("POST", f"/{self.name}/_bulk", ndjson="\n".join(lines) + "\n")
+            if answer.get("errors"):
+                for item in answer["items"]:
+                    outcome = item["index"]
+                    if "error" in outcome:
+                        error, reasons = outcome["error"], []
+                        while isinstance(error, dict):
+                            reasons.append(str(error.get("reason")))
+                            error = error.get("caused_by")
+                        refused[outcome["_id"]] = ": ".join(reasons)
+        self.es.request("POST", f"/{self.name}/_refresh")
+        return refused
+
+
+def es_url() -> str:
+    """ESTROM_ES_URL, else the URL ``scripts/services start elasticsearch`` prints; checked to answer."""
+    url = os.environ.get("ESTROM_ES_URL")
+    if not url:
+        say("ESTROM_ES_URL unset: running scripts/services start elasticsearch")
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "services"), "start", "elasticsearch"],
+                              stdout=subprocess.PIPE, text=True)
+        lines = done.stdout.strip().splitlines()
+        if done.returncode != 0 or not lines:
+            raise SystemExit(f"bench: could not start Elasticsearch (scripts/services exit {done.returncode})")
+        url = lines[-1].strip()
+    try:
+        info = Es(url, timeout=10).request("GET", "/")
+    except (OSError, EsError, ValueError) as e:
+        raise SystemExit(f"bench: no Elasticsearch at {url}: {e}")
+    say(f"elasticsearch {info.get('version', {}).get('number')} at {url}")
+    return url
+
+
+# --- embedded --------------------------------------------------------------------------------------
+
+def rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def embedded_run(registrations: Sequence[Registration], docs: Sequence[Mapping[str, Any]], batch: int,
+                 warm: bool) -> Dict[str, Any]:
+    """Register and percolate in this process; return figures and per-document matches."""
+    gc.collect()
+    before = rss_kb()
+    index = QueryIndex()
+    index.grow_model(INDEX, docs)  # the mapping the ES side gets before its queries are stored
+    unsupported: Dict[str, str] = {}
+    started = time.perf_counter()
+    for registration in registrations:
+        try:
+            index.add(registration)
+        except UnsupportedQuery as e:
+            unsupported[registration.id] = str(e)
+    register_s = time.perf_counter() - started
+    after_register = rss_kb()
+    analyze_cached.cache_clear()
+    results: List[List[str]] = []
+    started = time.perf_counter()
+    for start in range(0, len(docs), batch):
+        results.extend(index.match_batch(INDEX, docs[start : start + batch]))
+    match_s = time.perf_counter() - started
+    warm_s = None
+    if warm:
+        started = time.perf_counter()
+        for start in range(0, len(docs), batch):
+            index.match_batch(INDEX, docs[start : start + batch])
+        warm_s = time.perf_counter() - started
+    gc.collect()
+    after = rss_kb()
+    stats = index.stats().get(INDEX, {})
+    return {
+        "register_s": register_s, "match_s": match_s, "warm_s": warm_s, "results": results,
+        "unsupported": unsupported, "rss_register_kb": after_register - before, "rss_kb": after - before,
+        "stats": stats,
+    }
+
+
+def embedded_subprocess(registrations: Sequence[Registration], docs: Sequence[Mapping[str, Any]], batch: int,
+                        warm: bool) -> Dict[str, Any]:
+    """:func:`embedded_run` in a fresh Python process (inputs and answer pickled through files),
+    so that its RSS growth is the index's alone and not hidden in memory this process freed."""
+    with tempfile.TemporaryDirectory(prefix="estrom-bench-") as tmp:
+        inputs, output = Path(tmp) / "in.pickle", Path(tmp) / "out.pickle"
+        inputs.write_bytes(pickle.dumps((list(registrations), list(docs), batch, warm)))
+        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--embedded-child", tmp])
+        if done.returncode != 0 or not output.exists():
+            raise RuntimeError(f"embedded run failed (exit {done.returncode})")
+        answer = pickle.loads(output.read_bytes())
+    if "error" in answer:
+        raise RuntimeError(f"embedded run failed: {answer['error']}")
+    return answer
+
+
+def embedded_child(tmp: str) -> None:
+    """The child side of :func:`embedded_subprocess`."""
+    registrations, docs, batch, warm = pickle.loads((Path(tmp) / "in.pickle").read_bytes())
+    try:
+        answer = embedded_run(registrations, docs, batch, warm)
+    except Exception as e:  # noqa: BLE001 - reported by the parent
+        answer = {"error": repr(e)}
+    (Path(tmp) / "out.pickle").write_bytes(pickle.dumps(answer))
+
+
+def analysis_floor(docs: Sequence[Mapping[str, Any]]) -> Tuple[float, float]:
+    """Seconds to analyse every document (cold token cache), and to compute their presearch keys."""
+    model = FieldModel()
+    model.grow(docs)
+    analyze_cached.cache_clear()
+    started = time.perf_counter()
+    analysed = [analyse_document(doc, model) for doc in docs]
+    analyse_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for doc in analysed:
+        document_keys(doc)
+    keys_s = time.perf_counter() - started
+    return analyse_s, keys_s
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+def registrations_for(docs: Sequence[Mapping[str, Any]], count: int, seed: int) -> Tuple[List[Registration], Dict[str, str], Dict[str, int]]:
+    """``count`` registrations with distinct ids (first-come), their shapes, and parse failures by shape."""
+    out: List[Registration] = []
+    shape_of: Dict[str, str] = {}
+    failures: Dict[str, int] = {}
+    extra = 0
+    while len(out) < count:
+        wanted = count + extra
+        out, shape_of, failures = [], {}, {}
+        for shape, source in generate(docs, wanted, seed):
+            try:
+                registration = make_registration(INDEX, source)
+            except (InvalidQuery, UnsupportedQuery):
+                failures[shape] = failures.get(shape, 0) + 1
+                continue
+            if registration.id in shape_of:
+                continue
+            shape_of[registration.id] = shape
+            out.append(registration)
+            if len(out) == count:
+                break
+        extra = max(extra * 2, 100, (count - len(out)) * 2)
+    return out, shape_of, failures
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--embedded-child":
+        embedded_child(sys.argv[2])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", default="1000,10000,100000", help="comma-separated stored-query counts")
+    parser.add_argument("--docs", type=int, default=0, help="documents to percolate (default: all of the sample)")
+    parser.add_argument("--es-docs", type=int, default=0,
+                        help="cap on the documents Elasticsearch percolates (default: all, 1000 from 100000 queries)")
+    parser.add_argument("--es-max-seconds", type=float, default=0.0,
+                        help="stop percolating on Elasticsearch after this many seconds per size (0: no limit)")
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--no-warm", action="store_true", help="skip the embedded second (warm) pass")
+    parser.add_argument("--show-mismatches", type=int, default=5)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.queries.split(",") if s.strip()]
+
+    url = es_url()
+    sample = load_documents()
+    docs = sample[: args.docs] if args.docs else sample
+    say(f"{len(docs)} documents, query sizes {sizes}, batches of {args.batch}")
+
+    started = time.perf_counter()
+    registrations, shape_of, failures = registrations_for(sample, max(sizes), args.seed)  # vocabulary: whole sample
+    parse_s = time.perf_counter() - started
+    shapes: Dict[str, int] = {}
+    for registration in registrations:
+        shapes[shape_of[registration.id]] = shapes.get(shape_of[registration.id], 0) + 1
+    say(f"generated and parsed {len(registrations)} queries in {parse_s:.1f} s; shapes {shapes}"
+        + (f"; refused by the parser {failures}" if failures else ""))
+
+    analyse_s, keys_s = analysis_floor(docs)
+    analyse_ms = analyse_s / len(docs) * 1000
+    say(f"analysis floor: analyse_document {analyse_ms:.3f} ms/doc ({len(docs) / analyse_s:.0f} docs/s), "
+        f"document_keys {keys_s / len(docs) * 1000:.3f} ms/doc")
+    figures: Dict[str, Any] = {"docs": len(docs), "analyse_ms_per_doc": round(analyse_ms, 4),
+                               "keys_ms_per_doc": round(keys_s / len(docs) * 1000, 4)}
+
+    es = Es(url)
+    created: List[BenchIndex] = []
+    try:
+        for size in sizes:
+            subset = registrations[:size]
+            by_id = {r.id: r for r in subset}
+            p = f"q{size}"
+            say(f"--- {size} queries ---")
+
+            emb = embedded_subprocess(subset, docs, args.batch, warm=not args.no_warm)
+            emb_docs_s = len(docs) / emb["match_s"]
+            per_doc_ms = emb["match_s"] / len(docs) * 1000
+            say(f"embedded: registered in {emb['register_s']:.2f} s ({len(emb['unsupported'])} unsupported), "
+                f"percolated {len(docs)} docs in {emb['match_s']:.2f} s = {emb_docs_s:.0f} docs/s "
+                f"({per_doc_ms:.3f} ms/doc, {per_doc_ms / analyse_ms:.1f}x analysis)"
+                + (f", warm pass {len(docs) / emb['warm_s']:.0f} docs/s" if emb["warm_s"] else "")
+                + f"; RSS +{emb['rss_kb'] / 1024:.1f} MB (+{emb['rss_register_kb'] / 1024:.1f} MB after registration); "
+                f"stats {emb['stats']}")
+
+            index = BenchIndex(es, docs)
+            created.append(index)
+            started = time.perf_counter()
+            refused = index.register(subset)
+            es_register_s = time.perf_counter() - started
+            say(f"elasticsearch: registered in {es_register_s:.2f} s into {index.name} ({len(refused)} refused)")
+
+            cap = args.es_docs or (1000 if size >= 100_000 else len(docs))
+            cap = min(cap, len(docs))
+            es_results: List[List[str]] = []
+            started = time.perf_counter()
+            for start in range(0, cap, args.batch):
+                es_results.extend(index.percolate(docs[start : min(start + args.batch, cap)]))
+                elapsed = time.perf_counter() - started
+                if args.es_max_seconds and elapsed > args.es_max_seconds and len(es_results) < cap:
+                    say(f"elasticsearch: stopping after {len(es_results)} docs ({elapsed:.0f} s)")
+                    break
+            es_s = time.perf_counter() - started
+            done = len(es_results)
+            es_docs_s = done / es_s
+            say(f"elasticsearch: percolated {done} docs in {es_s:.2f} s = {es_docs_s:.1f} docs/s "
+                f"({es_s / done * 1000:.2f} ms/doc)")
+            index.delete()
+            created.remove(index)
+
+            # agreement on the documents both percolated, over the queries both accepted
+            skip: Set[str] = set(refused) | set(emb["unsupported"])
+            emb_pairs = {(i, q) for i, ids in enumerate(emb["results"][:done]) for q in ids if q not in skip}
+            es_pairs = {(i, q) for i, ids in enumerate(es_results) for q in ids if q not in skip}
+            only_emb, only_es = emb_pairs - es_pairs, es_pairs - emb_pairs
+            emb_total = sum(len(ids) for ids in emb["results"])
+            say(f"matches: embedded {emb_total} over {len(docs)} docs, {len(emb_pairs)} over the first {done}; "
+                f"elasticsearch {len(es_pairs)} over {done}; differing pairs {len(only_emb) + len(only_es)} "
+                f"(only embedded {len(only_emb)}, only elasticsearch {len(only_es)})")
+            for side, pairs in (("embedded", only_emb), ("elasticsearch", only_es)):
+                for i, q in sorted(pairs)[: args.show_mismatches]:
+                    r = by_id[q]
+                    say(f"  only {side}: doc #{i} (title {docs[i].get('title')!r}) query [{shape_of[q]}] {r.source}")
+            for q, reason in list(refused.items())[:3]:
+                say(f"  refused by elasticsearch: {by_id[q].source} ({reason[:200]})")
+            for q, reason in list(emb["unsupported"].items())[:3]:
+                say(f"  unsupported by embedded: {by_id[q].source} ({reason[:200]})")
+
+            ratio = emb_docs_s / es_docs_s
+            say(f"ratio embedded/elasticsearch: {ratio:.2f}")
+            figures.update({
+                f"{p}_embedded_docs_s": round(emb_docs_s, 1),
+                f"{p}_embedded_warm_docs_s": round(len(docs) / emb["warm_s"], 1) if emb["warm_s"] else "na",
+                f"{p}_es_docs_s": round(es_docs_s, 1),
+                f"{p}_es_docs": done,
+                f"{p}_ratio": round(ratio, 3),
+                f"{p}_mismatches": len(only_emb) + len(only_es),
+                f"{p}_only_embedded": len(only_emb),
+                f"{p}_only_es": len(only_es),
+                f"{p}_embedded_matches": emb_total,
+                f"{p}_embedded_matches_common": len(emb_pairs),
+                f"{p}_es_matches": len(es_pairs),
+                f"{p}_register_s_embedded": round(emb["register_s"], 2),
+                f"{p}_register_s_es": round(es_register_s, 2),
+                f"{p}_rss_mb": round(emb["rss_kb"] / 1024, 1),
+                f"{p}_unsupported": len(emb["unsupported"]),
+                f"{p}_es_refused": len(refused),
+                f"{p}_perc_over_analysis": round(per_doc_ms / analyse_ms, 2),
+            })
+    finally:
+        for index in created:
+            try:
+                index.delete()
+            except Exception as e:  # noqa: BLE001
+                say(f"could not delete {index.name}: {e}")
+        es.close()
+    print(" ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
