@@ -66,7 +66,7 @@ class Pipeline:
         sequencer: Sequencer,
         clock: IReactorTime,
         batch_size: int = 500,
-        delay: float = 0.002,
+        delay: float = 0.0,
         metrics: Optional[BeaterMetrics] = None,
     ) -> None:
         self.percolator = percolator

@@ -48,7 +48,7 @@ OPTIONS = (
     Option("percolator", "embedded", "percolator backend: embedded or elasticsearch"),
     Option("es_url", "http://127.0.0.1:9200", "Elasticsearch URL (with --percolator elasticsearch)"),
     Option("batch_size", "500", "most documents percolated in one micro-batch"),
-    Option("batch_delay_ms", "2", "longest wait for a micro-batch to fill, in milliseconds"),
+    Option("batch_delay_ms", "0", "longest wait for a micro-batch to fill, in milliseconds (0: what arrived in one reactor turn)"),
     Option("heartbeat_s", "15", "seconds between whitespace heartbeats on idle HTTP tails"),
     Option("log_level", "info", "log level: debug, info, warn, error"),
 )
@@ -67,7 +67,7 @@ class Settings:
     percolator: str = "embedded"
     es_url: str = "http://127.0.0.1:9200"
     batch_size: int = 500
-    batch_delay_ms: float = 2.0
+    batch_delay_ms: float = 0.0
     heartbeat_s: float = 15.0
     log_level: str = "info"
     tickets: Dict[str, str] = field(default_factory=dict)

@@ -8,7 +8,8 @@ reconnect to the router every live id is subscribed again.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Set
+from collections import OrderedDict
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -34,9 +35,25 @@ class _Entry:
 class SubscriptionHub:
     """Reference-counted topic subscriptions on the current router session."""
 
+    ENCODED_CACHE = 4096
+
     def __init__(self) -> None:
         self.session: Any = None
         self._entries: Dict[str, _Entry] = {}
+        # A document matching several tailed queries arrives once per topic: encode it once.
+        self._encoded: "OrderedDict[Tuple[Any, Any, Any], bytes]" = OrderedDict()
+
+    def encode(self, hit: Any) -> bytes:
+        """``hit`` as JSON bytes, from a small cache keyed by its index, sequence number and id."""
+        if not isinstance(hit, dict):
+            return stream.encode_hit(hit)
+        key = (hit.get("_index"), hit.get("_seq"), hit.get("_id"))
+        encoded = self._encoded.get(key)
+        if encoded is None:
+            encoded = self._encoded[key] = stream.encode_hit(hit)
+            if len(self._encoded) > self.ENCODED_CACHE:
+                self._encoded.popitem(last=False)
+        return encoded
 
     @property
     def subscribed_ids(self) -> List[str]:
@@ -102,7 +119,7 @@ class SubscriptionHub:
             raise ConnectionError("the router is not reachable")
 
         def on_event(hits: List[Any], *args: Any, **kwargs: Any) -> None:
-            encoded = [stream.encode_hit(hit) for hit in hits]
+            encoded = [self.encode(hit) for hit in hits]
             for listener in list(entry.listeners):
                 try:
                     listener(encoded)

@@ -103,3 +103,11 @@ def test_resubscribe_after_rejoin_restores_live_ids() -> None:
     hub.session = new
     ensureDeferred(hub.resubscribe_all())
     assert [s.topic for s in new.subscriptions] == ["docs-for-id1"]
+
+
+def test_a_hit_arriving_on_several_topics_is_encoded_once_and_identically() -> None:
+    hub = SubscriptionHub()
+    hit = {"_index": "i", "_seq": 7, "_id": "x", "_source": {"a": 1}}
+    first = hub.encode(hit)
+    assert hub.encode(dict(hit)) is first
+    assert first == b'{"_index":"i","_seq":7,"_id":"x","_source":{"a":1}}'
