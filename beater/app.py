@@ -10,6 +10,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.web.server import Site
 
 from beater import http, wamp
+from beater.listeners import Listeners
 from beater.percolator.base import Percolator
 from beater.pipeline import Pipeline
 from beater.sequence import Sequencer
@@ -63,10 +64,11 @@ def make_beater(settings: Settings, reactor: Any = None) -> BeaterApp:
 
         reactor = default_reactor
     holder = SessionHolder()
+    listeners = Listeners()
     percolator = make_percolator(settings)
     pipeline = Pipeline(
         percolator,
-        wamp.make_publisher(holder),
+        wamp.make_publisher(holder, listeners),
         Sequencer(settings.data_dir / "sequences.json"),
         reactor,
         batch_size=settings.batch_size,
@@ -74,10 +76,10 @@ def make_beater(settings: Settings, reactor: Any = None) -> BeaterApp:
     )
     beater = Beater(percolator, pipeline)
     component = service_component(settings.router_url, contract.ROLE_BEATER, settings.ticket(contract.ROLE_BEATER))
-    wamp.attach(component, beater, holder)
+    wamp.attach(component, beater, holder, listeners)
 
     def router_ready() -> bool:
-        return holder.session is not None
+        return holder.session is not None and holder.ready
 
     site = Site(http.Root(beater, router_ready))
     site.displayTracebacks = False

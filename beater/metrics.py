@@ -29,6 +29,9 @@ class BeaterMetrics:
             "estrom_deliveries", "(document, subscription) matches published", ["index"], registry=self.registry
         )
         self.publishes = Counter("estrom_publishes", "WAMP events published (one per topic per batch)", registry=self.registry)
+        self.unheard = Counter(
+            "estrom_publishes_unheard", "events not published because no one subscribed to the topic", registry=self.registry
+        )
         self.batch_failures = Counter(
             "estrom_batch_failures", "Micro-batches whose percolation or publishing failed", registry=self.registry
         )

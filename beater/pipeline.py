@@ -23,8 +23,8 @@ from beater.metrics import BeaterMetrics
 from beater.percolator.base import Percolator
 from beater.sequence import Sequencer
 
-Publish = Callable[[str, List[Hit]], Awaitable[None]]
-"""Publishes a list of hits for one subscription id (the topic is derived from it)."""
+Publish = Callable[[str, List[Hit]], Awaitable[Optional[bool]]]
+"""Publishes a list of hits for one subscription id (the topic is derived from it); False if skipped."""
 
 log = Logger()
 
@@ -132,19 +132,22 @@ class Pipeline:
         try:
             matches = await self.percolator.percolate(index, [doc.source for doc, _ in batch])
             grouped = group_by_subscription(hits, matches)
+            unheard = 0
             for sub_id, sub_hits in grouped.items():
-                await self.publish(sub_id, sub_hits)
+                if await self.publish(sub_id, sub_hits) is False:
+                    unheard += 1
         except Exception as e:
             log.failure("percolating or publishing a batch of {n} documents of {index} failed", n=len(batch), index=index)
             self.metrics.batch_failures.inc()
             self._fail({id(s): s for _, s in batch}.values(), e)
             return
         self.documents_in += len(batch)
-        self.publishes += len(grouped)
+        self.publishes += len(grouped) - unheard
         delivered = sum(len(ids) for ids in matches)
         self.metrics.documents.labels(index).inc(len(batch))
         self.metrics.deliveries.labels(index).inc(delivered)
-        self.metrics.publishes.inc(len(grouped))
+        self.metrics.publishes.inc(len(grouped) - unheard)
+        self.metrics.unheard.inc(unheard)
         self.metrics.batch_documents.observe(len(batch))
         self.metrics.batch_seconds.observe(self.clock.seconds() - started)
         for (_, submission), ids in zip(batch, matches):

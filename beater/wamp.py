@@ -13,12 +13,16 @@ from typing import Any, Awaitable, Callable, Dict, List
 from autobahn.twisted.component import Component
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import RegisterOptions
+from twisted.logger import Logger
 
 from beater.errors import BackendUnavailable, EstromError
 from beater.hits import Hit
+from beater.listeners import Listeners
 from beater.service import Beater
 from router import contract
 from router.client import SessionHolder
+
+log = Logger()
 
 
 def _as_wamp_errors(fn: Callable[..., Awaitable[Dict[str, Any]]]) -> Callable[..., Awaitable[Dict[str, Any]]]:
@@ -35,25 +39,64 @@ def _as_wamp_errors(fn: Callable[..., Awaitable[Dict[str, Any]]]) -> Callable[..
     return wrapper
 
 
-def attach(component: Component, beater: Beater, holder: SessionHolder) -> None:
+def _expecting(fn: Callable[..., Awaitable[Dict[str, Any]]], listeners: Listeners) -> Callable[..., Awaitable[Dict[str, Any]]]:
+    """``fn`` (register or lookup) that also tells ``listeners`` a subscriber is on its way."""
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Dict[str, Any]:
+        answer = await fn(*args, **kwargs)
+        listeners.expect(answer["id"])
+        return answer
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+async def follow_listeners(session: Any, listeners: Listeners) -> None:
+    """Keep ``listeners`` in step with the router's subscriptions (meta events, then the current list)."""
+    await session.subscribe(lambda _session_id, details: listeners.created(details), contract.META_SUBSCRIPTION_ON_CREATE)
+    await session.subscribe(lambda _session_id, sub_id: listeners.deleted(sub_id), contract.META_SUBSCRIPTION_ON_DELETE)
+    current = await session.call(contract.META_SUBSCRIPTION_LIST)
+    for policy in ("exact", "prefix", "wildcard"):
+        for sub_id in current.get(policy, []):
+            try:
+                listeners.created(await session.call(contract.META_SUBSCRIPTION_GET, sub_id))
+            except ApplicationError:
+                pass  # deleted meanwhile
+    listeners.known = True
+
+
+def attach(component: Component, beater: Beater, holder: SessionHolder, listeners: Listeners) -> None:
     """Register the Beater's procedures on every join of ``component`` and track its session."""
     holder.attach(component)
 
     @component.on_join
     async def _register(session: Any, details: Any) -> None:
+        try:
+            await follow_listeners(session, listeners)
+        except Exception:
+            log.failure("cannot follow the router's subscriptions; publishing every topic")
         options = RegisterOptions(invoke="roundrobin")
-        await session.register(_as_wamp_errors(beater.register), contract.PROC_REGISTER, options=options)
-        await session.register(_as_wamp_errors(beater.lookup), contract.PROC_LOOKUP, options=options)
+        await session.register(_as_wamp_errors(_expecting(beater.register, listeners)), contract.PROC_REGISTER, options=options)
+        await session.register(_as_wamp_errors(_expecting(beater.lookup, listeners)), contract.PROC_LOOKUP, options=options)
         await session.register(_as_wamp_errors(beater.ingest_documents), contract.PROC_INGEST, options=options)
+        holder.ready = True  # health answers 200 from here on
+
+    @component.on_leave
+    def _left(session: Any, details: Any) -> None:
+        listeners.forget()
 
 
-def make_publisher(holder: SessionHolder) -> Callable[[str, List[Hit]], Awaitable[None]]:
-    """A pipeline publisher: one event per subscription per batch, the hits as its one argument."""
+def make_publisher(holder: SessionHolder, listeners: Listeners) -> Callable[[str, List[Hit]], Awaitable[bool]]:
+    """A pipeline publisher: one event per listened-to subscription per batch, the hits as its one argument."""
 
-    async def publish(subscription_id: str, hits: List[Hit]) -> None:
+    async def publish(subscription_id: str, hits: List[Hit]) -> bool:
+        if not listeners.wants(subscription_id):
+            return False  # nobody subscribed: the router would drop it after paying for it
         session = holder.session
         if session is None or not session.is_attached():
             raise BackendUnavailable("the router is not reachable")
         session.publish(contract.topic_for(subscription_id), hits)
+        return True
 
     return publish

@@ -22,6 +22,7 @@ class SessionHolder:
 
     def __init__(self) -> None:
         self.session: Optional[ApplicationSession] = None
+        self.ready = False  # set by the service once its join handlers are done
         self._waiters: list[Callable[[ApplicationSession], Any]] = []
 
     def attach(self, component: Component) -> None:
@@ -35,6 +36,7 @@ class SessionHolder:
     def _on_leave(self, session: ApplicationSession, details: Any) -> None:
         if self.session is session:
             self.session = None
+            self.ready = False
 
 
 def service_component(router_url: str, role: str, ticket: str) -> Component:

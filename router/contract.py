@@ -32,6 +32,12 @@ def topic_for(subscription_id: str) -> str:
     return TOPIC_PREFIX + subscription_id
 
 
+# The router's subscription meta API, which the Beater follows to publish only where someone listens.
+META_SUBSCRIPTION_ON_CREATE = "wamp.subscription.on_create"
+META_SUBSCRIPTION_ON_DELETE = "wamp.subscription.on_delete"
+META_SUBSCRIPTION_LIST = "wamp.subscription.list"
+META_SUBSCRIPTION_GET = "wamp.subscription.get"
+
 # Errors (``ApplicationError.error``).
 ERROR_INVALID_QUERY = "estrom.error.invalid_query"
 ERROR_UNSUPPORTED_QUERY = "estrom.error.unsupported_query"

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Set
 
@@ -90,3 +91,45 @@ def test_port_in_use_is_a_one_line_error_naming_port_and_flag(tmp_path: Path) ->
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, done.stderr
     assert str(instance.tailor_port) in lines[0] and "--tailor-port" in lines[0]
+
+
+def unheard_publishes(instance: Estrom) -> float:
+    """The Beater's estrom_publishes_unheard_total counter."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", instance.beater_port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("estrom_publishes_unheard_total"))
+
+
+def test_topics_nobody_subscribes_to_are_not_published_until_someone_does(tmp_path: Path) -> None:
+    """After a restart a stored query has no listener: its hits are not published; a plain WAMP
+    subscribe (no register call) is noticed through the router's meta events and gets the next hit."""
+    first = Estrom(tmp_path)
+    first.start()
+    try:
+        [answer] = first.wamp("call", "estrom.register", json.dumps(["events", "unheard"]))
+    finally:
+        first.stop()
+    topic = answer["result"]["topic"]
+
+    second = Estrom(tmp_path)
+    second.start()
+    try:
+        status, report = second.post("events", {"message": "unheard one"})
+        assert status == 200 and report["deliveries"] == 1
+        assert unheard_publishes(second) == 1.0
+        subscriber = second.wamp_subscriber(topic, count=1)
+        deadline = time.monotonic() + 10
+        while True:  # the meta event reaches the Beater a moment after the subscription
+            second.post("events", {"message": "unheard two"})
+            try:
+                out, _ = subscriber.communicate(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                assert time.monotonic() < deadline, "the subscriber never received a hit"
+    finally:
+        second.stop()
+    assert json.loads(out.splitlines()[0])["_source"]["message"] == "unheard two"

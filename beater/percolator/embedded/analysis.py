@@ -79,7 +79,20 @@ def standard_tokens(text: str) -> List[str]:
     return tokens
 
 
+CACHED_LENGTH = 64  # longer texts (comments, HTML) are mostly unique: caching them would push out the rest
+
+
 @lru_cache(maxsize=65536)
-def analyze_cached(text: str) -> Tuple[str, ...]:
-    """:func:`standard_tokens` as a tuple, memoised (query texts and repeated field values)."""
+def _analyze_short(text: str) -> Tuple[str, ...]:
     return tuple(standard_tokens(text))
+
+
+def analyze_cached(text: str) -> Tuple[str, ...]:
+    """:func:`standard_tokens` as a tuple, memoised for short texts (query texts and repeated field values)."""
+    if len(text) <= CACHED_LENGTH:
+        return _analyze_short(text)
+    return tuple(standard_tokens(text))
+
+
+analyze_cached.cache_clear = _analyze_short.cache_clear  # type: ignore[attr-defined]
+analyze_cached.cache_info = _analyze_short.cache_info  # type: ignore[attr-defined]

@@ -19,17 +19,29 @@ when the field is first mapped (:class:`QueryIndex` watches those fields).
 
 from __future__ import annotations
 
-from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
+import sys
+from collections import Counter
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple, Union
 
 from beater.percolator.embedded.analysis import analyze_cached, lowercase
 from beater.percolator.embedded.fields import BOOLEAN, DATE, FLOAT, KEYWORD, LONG, OBJECT, TEXT, AnalysedDoc, text_of
-from beater.percolator.embedded.matcher import query_boolean, query_date_span, query_float, query_long
+from beater.percolator.embedded.matcher import Predicate, compile_query, query_boolean, query_date_span, query_float, query_long
 from beater.query import ir
 
 SEP = "\x1f"
 ANY = None  # extraction result: no key set, always check
 NEVER: FrozenSet[str] = frozenset()
 Keys = Optional[FrozenSet[str]]
+Weight = Callable[[str], float]
+
+
+def prior_weight(k: str) -> float:
+    """A document-frequency guess before any document was seen: longer terms are rarer (always < 1)."""
+    return 1.0 / (2 + len(k) - k.find(SEP))
+
+
+def _static_weight(k: str) -> float:
+    return prior_weight(k)
 
 
 def key(field: str, term: str) -> str:
@@ -123,11 +135,11 @@ def _union(parts: Iterable[Keys]) -> Keys:
     return frozenset(out)
 
 
-def _tokens_keys(field: str, tokens: Tuple[str, ...], conjunctive: bool) -> Keys:
+def _tokens_keys(field: str, tokens: Tuple[str, ...], conjunctive: bool, weight: Weight = _static_weight) -> Keys:
     if not tokens:
         return NEVER
     if conjunctive:
-        return frozenset((key(field, max(tokens, key=len)),))
+        return frozenset((min((key(field, t) for t in tokens), key=weight),))
     return frozenset(key(field, t) for t in tokens)
 
 
@@ -158,9 +170,15 @@ def _any_field_value_keys(value: object) -> Keys:
 class Extractor:
     """Computes a query's keys against the current field types; records the unmapped fields it met."""
 
-    def __init__(self, types: Dict[str, str]) -> None:
+    def __init__(self, types: Dict[str, str], weight: Weight = _static_weight) -> None:
         self.types = types
+        self.weight = weight
         self.unmapped: Set[str] = set()
+
+    def cost(self, keys: FrozenSet[str]) -> float:
+        """Expected number of documents holding one of ``keys`` (disjunction: the sum)."""
+        weight = self.weight
+        return sum(weight(k) for k in keys)
 
     def kind(self, field: str) -> Optional[str]:
         kind = self.types.get(field)
@@ -182,7 +200,7 @@ class Extractor:
         if field == ir.ANY_FIELD:
             if fuzzy:
                 return ANY
-            parts = [_tokens_keys(field, analyze_cached(text), conjunctive), frozenset((key(field, text),)), _any_field_value_keys(text)]
+            parts = [_tokens_keys(field, analyze_cached(text), conjunctive, self.weight), frozenset((key(field, text),)), _any_field_value_keys(text)]
             return _union(parts)
         kind = self.kind(field)
         if kind is None or kind == OBJECT:
@@ -190,7 +208,7 @@ class Extractor:
         if fuzzy and kind in (TEXT, KEYWORD):
             return ANY
         if kind == TEXT:
-            return _tokens_keys(field, analyze_cached(text), conjunctive)
+            return _tokens_keys(field, analyze_cached(text), conjunctive, self.weight)
         if kind == KEYWORD:
             return frozenset((key(field, text),))
         return _value_keys(field, kind, text)
@@ -242,7 +260,7 @@ class Extractor:
             self._note_fields(c)
         keyed = [r for r in required if r is not ANY]
         if keyed:
-            return min(keyed, key=_cost)
+            return min(keyed, key=self.cost)
         msm = node.minimum_should_match
         shoulds_required = bool(node.should) and ((msm is None and not required) or (msm is not None and (msm >= 1 or not required)))
         should_keys = [self.extract(c) for c in node.should]
@@ -274,16 +292,9 @@ def is_exact(node: ir.Node, types: Dict[str, str]) -> bool:
     return False
 
 
-def _cost(keys: FrozenSet[str]) -> Tuple[int, int]:
-    """Fewer keys first; among equals, the longest shortest term (rarer)."""
-    if not keys:
-        return (0, 0)
-    return (len(keys), -min(len(k) for k in keys))
-
-
-def extract_keys(node: ir.Node, types: Dict[str, str]) -> Tuple[Keys, Set[str]]:
-    """(keys or None for always-check, named fields that are not mapped yet)."""
-    extractor = Extractor(types)
+def extract_keys(node: ir.Node, types: Dict[str, str], weight: Weight = _static_weight) -> Tuple[Keys, Set[str]]:
+    """(keys or None for always-check, named fields that are not mapped yet); ``weight`` estimates a key's frequency."""
+    extractor = Extractor(types, weight)
     keys = extractor.extract(node)
     return keys, extractor.unmapped
 

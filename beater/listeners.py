@@ -1,0 +1,108 @@
+"""Which topics have someone listening, so the Beater publishes only where it is heard.
+
+Most standing queries have no live subscriber at a given moment, and each
+publish costs the router CPU whether or not anyone receives it.  The router's
+subscription meta events (``wamp.subscription.on_create`` when a topic gets
+its first subscriber, ``on_delete`` when it loses its last) keep a set of
+listened-to subscription ids.
+
+Two rules keep this from ever losing a document:
+
+* A registration or lookup marks its id *expected* for a grace period: a client
+  subscribes right after registering, and the router sends the meta event
+  after it has acknowledged the subscription, so a document posted in between
+  must still be published.
+* Until the set is known (before the first join completes, after a leave),
+  or while any prefix/wildcard subscription covers ``docs-for-*``, every
+  topic is published.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from router import contract
+
+EXPECT_GRACE_S = 120.0
+
+
+def subscription_id_of(uri: Any) -> Optional[str]:
+    """The estrom subscription id a ``docs-for-<id>`` topic carries, or None for other URIs."""
+    if isinstance(uri, str) and uri.startswith(contract.TOPIC_PREFIX):
+        return uri[len(contract.TOPIC_PREFIX):]
+    return None
+
+
+def covers_all_topics(uri: Any, match: Any) -> bool:
+    """Whether a prefix or wildcard subscription may receive events of every ``docs-for-*`` topic."""
+    if not isinstance(uri, str) or match == "exact":
+        return False
+    if match == "prefix":
+        return contract.TOPIC_PREFIX.startswith(uri) or uri.startswith(contract.TOPIC_PREFIX)
+    return True  # wildcard: be safe rather than clever
+
+
+class Listeners:
+    """Subscription ids with a live subscriber, fed by the router's meta events."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.known = False
+        self._live: Dict[Any, str] = {}  # router subscription id -> estrom id
+        self._live_ids: Dict[str, int] = {}
+        self._broad: Dict[Any, bool] = {}  # router subscription ids of prefix/wildcard subscriptions
+        self._expected: Dict[str, float] = {}
+
+    def wants(self, subscription_id: str) -> bool:
+        """Whether a hit for ``subscription_id`` may have a receiver (when in doubt: yes)."""
+        if not self.known or self._broad or subscription_id in self._live_ids:
+            return True
+        until = self._expected.get(subscription_id)
+        if until is None:
+            return False
+        if until < self.clock():
+            del self._expected[subscription_id]
+            return False
+        return True
+
+    def expect(self, subscription_id: str) -> None:
+        """Someone registered or looked up this id: a subscriber is probably on its way."""
+        self._expected[subscription_id] = self.clock() + EXPECT_GRACE_S
+        if len(self._expected) > 100_000:  # forget the oldest expectations first
+            now = self.clock()
+            self._expected = {k: v for k, v in self._expected.items() if v >= now}
+
+    def created(self, details: Mapping[str, Any]) -> None:
+        """``wamp.subscription.on_create``: a topic got its first subscriber."""
+        router_id, uri, match = details.get("id"), details.get("uri"), details.get("match", "exact")
+        if covers_all_topics(uri, match):
+            self._broad[router_id] = True
+            return
+        estrom_id = subscription_id_of(uri) if match == "exact" else None
+        if estrom_id is not None and router_id not in self._live:
+            self._live[router_id] = estrom_id
+            self._live_ids[estrom_id] = self._live_ids.get(estrom_id, 0) + 1
+
+    def deleted(self, router_id: Any) -> None:
+        """``wamp.subscription.on_delete``: a topic lost its last subscriber."""
+        self._broad.pop(router_id, None)
+        estrom_id = self._live.pop(router_id, None)
+        if estrom_id is not None:
+            left = self._live_ids.get(estrom_id, 1) - 1
+            if left > 0:
+                self._live_ids[estrom_id] = left
+            else:
+                self._live_ids.pop(estrom_id, None)
+
+    def forget(self) -> None:
+        """The router session ended: publish everything until the set is rebuilt."""
+        self.known = False
+        self._live.clear()
+        self._live_ids.clear()
+        self._broad.clear()
+
+    @property
+    def live_count(self) -> int:
+        """How many subscription ids have at least one subscriber."""
+        return len(self._live_ids)

@@ -1,0 +1,69 @@
+"""The Beater publishes only to topics someone listens to, and never loses a hit to a race."""
+
+from __future__ import annotations
+
+from typing import List
+
+from beater.listeners import EXPECT_GRACE_S, Listeners
+
+
+class Clock:
+    """A settable monotonic clock."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def known(clock: Clock) -> Listeners:
+    listeners = Listeners(clock)
+    listeners.known = True
+    return listeners
+
+
+def test_every_topic_is_published_until_the_subscription_list_is_known() -> None:
+    assert Listeners().wants("abc")
+
+
+def test_a_topic_without_subscribers_is_not_published() -> None:
+    assert not known(Clock()).wants("abc")
+
+
+def test_a_created_subscription_makes_its_topic_published_until_deleted() -> None:
+    listeners = known(Clock())
+    listeners.created({"id": 7, "uri": "docs-for-abc", "match": "exact"})
+    assert listeners.wants("abc") and not listeners.wants("other")
+    listeners.deleted(7)
+    assert not listeners.wants("abc")
+
+
+def test_a_registered_id_is_published_during_the_grace_period_before_its_meta_event() -> None:
+    clock = Clock()
+    listeners = known(clock)
+    listeners.expect("abc")
+    assert listeners.wants("abc")
+    clock.now += EXPECT_GRACE_S + 1
+    assert not listeners.wants("abc")
+
+
+def test_a_prefix_subscription_covering_docs_topics_publishes_everything() -> None:
+    listeners = known(Clock())
+    listeners.created({"id": 9, "uri": "docs-for-", "match": "prefix"})
+    assert listeners.wants("anything")
+    listeners.deleted(9)
+    assert not listeners.wants("anything")
+
+
+def test_unrelated_subscriptions_are_ignored() -> None:
+    listeners = known(Clock())
+    listeners.created({"id": 3, "uri": "com.example.chat", "match": "exact"})
+    listeners.created({"id": 4, "uri": "com.example.", "match": "prefix"})
+    assert not listeners.wants("abc")
+
+
+def test_leaving_the_router_publishes_everything_again() -> None:
+    listeners = known(Clock())
+    listeners.forget()
+    assert listeners.wants("abc")
