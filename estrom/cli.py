@@ -1,23 +1,27 @@
 """The ``estrom`` command: ``up`` runs everything, ``router``/``beater``/``tailor`` run one part.
 
-``estrom up`` starts Crossbar as a child process, then the Beater and the
-Tailor in this process on one reactor.  Ctrl-C or SIGTERM stops them in
-reverse order and takes Crossbar's whole process group down with them.
+``estrom up`` starts Crossbar, then the Beater and the Tailor, each as a child
+process (so they run on different cores) and supervises them.  Ctrl-C or
+SIGTERM stops them in reverse order and takes Crossbar's whole process group
+down with them; if one child dies, everything stops.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import os
 import socket
 import sys
 from typing import Any, Awaitable, Callable, List, Optional, Sequence, Tuple
 
 import txaio
+from twisted.internet.task import LoopingCall
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 
 from estrom import settings as settings_module
+from estrom.children import SUPERVISED_ENV, ChildService
 from estrom.settings import Settings
 
 log = Logger()
@@ -101,21 +105,23 @@ def run_services(reactor: Any, s: Settings, command: str) -> None:
         try:
             if command == "up":
                 await start_router(reactor, s, stops)
-            if command in ("up", "beater"):
+                await start_children(reactor, s, stops, failed)
+            if command == "beater":
                 from beater.app import make_beater
 
                 beater = make_beater(s, reactor)
                 await beater.start()
                 stops.append(beater.stop)
                 print(f"estrom: Beater ingest on http://{s.beater_host}:{s.beater_port}/api/v0.1/beat/<index> ({s.percolator} percolator)", file=sys.stderr, flush=True)
-            if command in ("up", "tailor"):
+            if command == "tailor":
                 from tailor.app import make_tailor
 
                 tailor = make_tailor(s, reactor)
                 await tailor.start()
                 stops.append(tailor.stop)
                 print(f"estrom: Tailor on http://{s.tailor_host}:{s.tailor_port}/api/v0.1/docs?i=<index>&q=<query>", file=sys.stderr, flush=True)
-            print(f"estrom: ready (data in {s.data_dir}; Ctrl-C stops)", file=sys.stderr, flush=True)
+            if not os.environ.get(SUPERVISED_ENV):
+                print(f"estrom: ready (data in {s.data_dir}; Ctrl-C stops)", file=sys.stderr, flush=True)
         except Exception as e:
             failed.append(str(e))
             print(f"estrom: {e}", file=sys.stderr, flush=True)
@@ -133,6 +139,33 @@ def run_services(reactor: Any, s: Settings, command: str) -> None:
     reactor.run()
     if failed:
         raise SystemExit(1)
+
+
+async def start_children(reactor: Any, s: Settings, stops: List[Callable[[], Awaitable[None]]], failed: List[str]) -> None:
+    """Start the Beater and the Tailor as supervised children; wait until both are healthy."""
+    children = [ChildService("beater", s), ChildService("tailor", s)]
+    for child in children:
+        child.start()
+        stops.append(lambda child=child: child.stop(reactor))
+    for child in children:
+        await child.wait_healthy(reactor)
+
+    def watch() -> None:
+        for child in children:
+            code = child.exited()
+            if code is not None and reactor.running and not failed:
+                failed.append(f"estrom {child.command} exited with code {code}")
+                print(f"estrom: {child.command} exited with code {code}; stopping everything", file=sys.stderr, flush=True)
+                reactor.stop()
+
+    watchdog = LoopingCall(watch)
+    watchdog.start(0.5, now=False)
+
+    async def stop_watching() -> None:
+        if watchdog.running:
+            watchdog.stop()
+
+    stops.append(stop_watching)
 
 
 async def start_router(reactor: Any, s: Settings, stops: List[Callable[[], Awaitable[None]]]) -> None:
