@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import treq  # noqa: E402
 from autobahn.twisted.component import Component  # noqa: E402
 from autobahn.wamp.types import PublishOptions  # noqa: E402
-from twisted.internet import reactor, task  # noqa: E402
+from twisted.internet import protocol, reactor, task  # noqa: E402
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred  # noqa: E402
 
 from bench.workload import load_documents, e2e_queries  # noqa: E402
@@ -46,41 +46,6 @@ def percentile(values: List[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100.0 * (len(ordered) - 1))))]
 
 
-class TailReader:
-    """Reads one HTTP tail incrementally and records each hit's age on arrival."""
-
-    def __init__(self, sink: List[float]) -> None:
-        self.buffer = ""
-        self.pos = 0
-        self.header_seen = False
-        self.sink = sink
-        self.count = 0
-        self.decoder = json.JSONDecoder()
-
-    def feed(self, chunk: bytes) -> None:
-        now = time.time()
-        self.buffer += chunk.decode()
-        if not self.header_seen:
-            start = self.buffer.find("[")
-            if start < 0:
-                return
-            self.header_seen, self.pos = True, start + 1
-        while True:
-            while self.pos < len(self.buffer) and self.buffer[self.pos] in " \n,":
-                self.pos += 1
-            if self.pos >= len(self.buffer) or self.buffer[self.pos] == "]":
-                break
-            try:
-                hit, end = self.decoder.raw_decode(self.buffer, self.pos)
-            except ValueError:
-                break  # incomplete: wait for the rest
-            self.pos = end
-            self.count += 1
-            self.sink.append(now - hit["_source"]["bench_sent"])
-        if self.pos > 65536:
-            self.buffer, self.pos = self.buffer[self.pos:], 0
-
-
 class Bench:
     """One run against one `estrom up`."""
 
@@ -93,7 +58,8 @@ class Bench:
         self.http_lat: List[float] = []
         self.wamp_lat: List[float] = []
         self.raw_lat: List[float] = []
-        self.readers: List[TailReader] = []
+        self.tails_proc: Optional[subprocess.Popen[bytes]] = None
+        self.http_count = 0
         self.wamp_hits = 0
         self.figures: Dict[str, Any] = {}
 
@@ -101,14 +67,18 @@ class Bench:
         exe = Path(sys.executable).with_name("estrom")
         cmd = [str(exe), "up", "--data-dir", str(self.data_dir), "--router-url", self.router_url,
                "--tailor-port", str(self.tailor_port), "--beater-port", str(self.beater_port), "--log-level", "warn"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if b"estrom: ready" in line:
+        log = open(self.data_dir / "estrom.log", "wb")  # a pipe nobody reads would fill and block it
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if b"estrom: ready" in (self.data_dir / "estrom.log").read_bytes():
                 return
-        raise SystemExit("estrom up did not start")
+            time.sleep(0.1)
+        raise SystemExit("estrom up did not start:\n" + (self.data_dir / "estrom.log").read_text())
 
     def stop_estrom(self) -> None:
+        if self.tails_proc and self.tails_proc.poll() is None:
+            self.tails_proc.kill()
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -123,7 +93,7 @@ class Bench:
         if authid:
             ticket = json.loads((self.data_dir / "secrets.json").read_text())[authid]
             auth = {"ticket": {"authid": authid, "ticket": ticket}}
-        component = Component(transports=[{"url": self.router_url, "type": "websocket", "serializers": ["json"]}],
+        component = Component(transports=[{"url": self.router_url, "type": "websocket", "serializers": ["cbor"]}],
                               realm="estrom", authentication=auth)
         component.on_join(lambda s, d: joined.called or joined.callback(s))
         component.start(reactor)
@@ -141,6 +111,32 @@ class Bench:
                 pass
             await task.deferLater(reactor, 0.1, lambda: None)
         raise SystemExit("estrom never became healthy")
+
+    async def start_tails(self) -> None:
+        """Start bench/tails.py and collect the hit ages it prints."""
+        ready: Deferred[None] = Deferred()
+        bench = self
+
+        class Lines(protocol.ProcessProtocol):
+            buffer = b""
+
+            def outReceived(self, data: bytes) -> None:
+                self.buffer += data
+                *lines, self.buffer = self.buffer.split(b"\n")
+                for line in lines:
+                    if line == b"ready":
+                        ready.callback(None)
+                    elif line:
+                        bench.http_count += 1
+                        bench.http_lat.append(float(line) / 1000.0)
+
+        script = str(Path(__file__).with_name("tails.py"))
+        self.tails_transport = reactor.spawnProcess(
+            Lines(), sys.executable,
+            [sys.executable, script, f"http://127.0.0.1:{self.tailor_port}", "bench", str(self.data_dir / "tails.json")],
+            env=os.environ.copy(), childFDs={0: "w", 1: "r", 2: 2},
+        )
+        await ready
 
     async def raw_crossbar(self, session: Any, count: int = 2000, rate: float = 1000.0) -> None:
         """Publish->subscribe latency of the bare router with payloads like a hit."""
@@ -168,20 +164,18 @@ class Bench:
         for q in queries:
             regs.append(await anon.call("estrom.register", "bench", q))
         self.figures["register_s"] = round(time.monotonic() - started, 2)
-        # HTTP tails on the head of the list (the most often matching queries).
-        for q in queries[: a.tails]:
-            reader = TailReader(self.http_lat)
-            self.readers.append(reader)
-            url = f"http://127.0.0.1:{self.tailor_port}/api/v0.1/docs"
-            response = await treq.get(url, params={"i": "bench", "q": q}, unbuffered=True)
-            treq.collect(response, reader.feed).addErrback(lambda f: None)  # tails end with estrom
+        # HTTP tails, in their own process, on every (len/tails)-th query: frequent and rare ones.
+        step = max(1, len(queries) // a.tails)
+        tailed = queries[::step][: a.tails]
+        (self.data_dir / "tails.json").write_text(json.dumps(tailed))
+        await self.start_tails()
 
         def on_wamp(hits: List[Any]) -> None:
             now = time.time()
             for hit in hits:
                 self.wamp_lat.append(now - hit["_source"]["bench_sent"])
 
-        for reg in regs[: a.wamp_topics]:
+        for reg in regs[::step][: a.wamp_topics]:
             await anon.subscribe(on_wamp, reg["topic"])
         await task.deferLater(reactor, 1.0, lambda: None)
 
@@ -195,7 +189,7 @@ class Bench:
         for rate in [int(r) for r in a.rates.split(",")]:
             self.http_lat.clear()
             self.wamp_lat.clear()
-            before = sum(r.count for r in self.readers)
+            before = self.http_count
             tick = 0.02
             per_tick = max(1, round(rate * tick))
             posted = 0
@@ -218,7 +212,7 @@ class Bench:
             await DeferredList(pending)
             elapsed = time.monotonic() - t0
             await task.deferLater(reactor, 1.0, lambda: None)  # let the last hits arrive
-            delivered = sum(r.count for r in self.readers) - before
+            delivered = self.http_count - before
             key = f"r{rate}"
             self.figures[f"{key}_docs_s"] = round(posted / elapsed)
             self.figures[f"{key}_http_hits_s"] = round(delivered / elapsed)
@@ -228,7 +222,7 @@ class Bench:
             self.figures[f"{key}_wamp_p99_ms"] = round(percentile(self.wamp_lat, 99) * 1000, 2)
             raw99 = self.figures["raw_p99_ms"]
             self.figures[f"{key}_http_p99_vs_raw"] = round(self.figures[f"{key}_http_p99_ms"] / raw99, 2) if raw99 else None
-            print(f"rate {rate}/s: posted {posted} in {elapsed:.1f} s, {delivered} hits to {len(self.readers)} HTTP tails "
+            print(f"rate {rate}/s: posted {posted} in {elapsed:.1f} s, {delivered} hits to {a.tails} HTTP tails "
                   f"({delivered / elapsed:.0f}/s); HTTP p50 {self.figures[f'{key}_http_p50_ms']} ms p99 {self.figures[f'{key}_http_p99_ms']} ms; "
                   f"WAMP p50 {self.figures[f'{key}_wamp_p50_ms']} ms p99 {self.figures[f'{key}_wamp_p99_ms']} ms", flush=True)
 
@@ -259,6 +253,12 @@ def main() -> None:
         reactor.run()
     finally:
         bench.stop_estrom()
+        transport = getattr(bench, "tails_transport", None)
+        if transport is not None:
+            try:
+                transport.signalProcess("KILL")
+            except Exception:
+                pass
     if failure:
         raise failure[0]
     bench.figures["queries"] = args.queries
