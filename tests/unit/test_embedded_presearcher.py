@@ -107,3 +107,57 @@ def test_field_model_changes_are_reported() -> None:
     index.match_batch("i", [{"a": 1}])
     index.match_batch("i", [{"a": 2}])
     assert seen == [("i", ["a"])]
+
+
+def test_compact_forms_answer_as_compiled_predicates() -> None:
+    from beater.percolator.embedded.matcher import compile_query
+    from beater.percolator.embedded.presearcher import compact_form, verify
+    from beater.query.ir import Terms
+
+    docs = [
+        {"title": "Quick brown fox", "n": 3, "tag": "Alpha beta", "user": "Bot-1"},
+        {"title": "slow brown dog 1", "n": 12, "tag": "alpha", "user": "someone"},
+        {"title": "albatross", "n": -4, "tag": "Quick brown fox"},
+        {"title": "1", "n": 1},
+    ]
+    model = FieldModel()
+    model.grow(docs)
+    nodes = [
+        Bool(must=(Match(ANY_FIELD, "brown"), Match(ANY_FIELD, "1")), must_not=(Match(ANY_FIELD, "dog"),)),
+        Bool(must=(Match("title", "brown"),), should=(Match(ANY_FIELD, "fox"), Match(ANY_FIELD, "dog")), minimum_should_match="1"),
+        Bool(should=(Match(ANY_FIELD, "fox"), Term("n", 12))),
+        Bool(must=(Range("n", gte="2", lt="12.5"), Match("title", "brown"))),
+        Range("n", gt="-4.5", lte="3"),
+        Range("n", gte="x"),
+        Phrase("title", "brown fox"),
+        Phrase(ANY_FIELD, "brown dog"),
+        Match(ANY_FIELD, "quick brown", operator="and"),
+        Match("title", "quick dog"),
+        Match("title", "quick dog", operator="and"),
+        Prefix("title", "alb"),
+        Prefix(ANY_FIELD, "Qui"),
+        Prefix("tag.keyword", "Alp"),
+        Wildcard("title", "bro?n"),
+        Wildcard(ANY_FIELD, "Sl*w"),
+        Terms("tag.keyword", ("alpha", "Quick brown fox")),
+        Bool(must=(Exists("user"),), must_not=(Bool(should=(Match(ANY_FIELD, "bot"), Match(ANY_FIELD, "fox"))),)),
+    ]
+    for node in nodes:
+        predicate = compile_query(node)
+        form = compact_form(node, model.types)
+        for document in docs:
+            doc = analyse_document(document, model)
+            assert verify(form, document_keys(doc), doc) == predicate(doc), (node, document)
+
+
+def test_conjunction_moves_to_its_rarest_clause_once_documents_are_seen() -> None:
+    index = QueryIndex()
+    common = [{"wiki": "wikidatawiki", "title": f"page {i}"} for i in range(120)]
+    index.match_batch("i", common[:1])
+    index.add("q", "i", Bool(must=(Match("wiki", "wikidatawiki"), Match("title", "rare"))))
+    state = index._states["i"]
+    number = state.numbers["q"]
+    assert state.presearcher.indexed[number] == frozenset({key("wiki", "wikidatawiki")})  # longer: the guess
+    assert index.match_batch("i", common) == [[]] * len(common)
+    assert state.presearcher.indexed[number] == frozenset({key("title", "rare")})
+    assert index.match_batch("i", [{"wiki": "wikidatawiki", "title": "rare"}]) == [["q"]]

@@ -33,6 +33,7 @@ TEXT, KEYWORD, LONG, FLOAT, DATE, BOOLEAN, OBJECT = "text", "keyword", "long", "
 KEYWORD_SUFFIX = ".keyword"
 IGNORE_ABOVE = 256
 POSITION_GAP = 100
+PREFIX_VIEW = 3  # AnalysedDoc.prefix_view groups terms by this many first characters
 INTERNAL_PREFIX = "@estrom_"
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 
@@ -243,6 +244,7 @@ class AnalysedDoc:
     booleans: Dict[str, List[bool]] = field(default_factory=dict)
     present: Set[str] = field(default_factory=set)  # fields (and their parent objects) with a value
     _any: Optional[Tuple[Dict[str, List[str]], Set[str], Set[int], Set[float], Set[bool], List[int]]] = None
+    _prefixes: Optional[Tuple[Dict[Tuple[str, str], List[str]], Dict[str, List[str]], Dict[str, List[str]]]] = None
 
     def any_field_view(self) -> Tuple[Dict[str, List[str]], Set[str], Set[int], Set[float], Set[bool], List[int]]:
         """Across all fields: token -> text fields holding it, keyword values, longs, floats, booleans, dates."""
@@ -260,6 +262,29 @@ class AnalysedDoc:
             dates = [d for values in self.dates.values() for d in values]
             self._any = (token_paths, keywords, longs, floats, booleans, dates)
         return self._any
+
+    def prefix_view(self) -> Tuple[Dict[Tuple[str, str], List[str]], Dict[str, List[str]], Dict[str, List[str]]]:
+        """Terms of at least ``PREFIX_VIEW`` characters by their start: (path, start) -> tokens or keyword
+        values of that field, start -> tokens of every text field, start -> values of every keyword field."""
+        if self._prefixes is None:
+            n = PREFIX_VIEW
+            by_field: Dict[Tuple[str, str], List[str]] = {}
+            text: Dict[str, List[str]] = {}
+            keyword: Dict[str, List[str]] = {}
+            for path, postings in self.tokens.items():
+                for token in postings:
+                    if len(token) >= n:
+                        start = token[:n]
+                        by_field.setdefault((path, start), []).append(token)
+                        text.setdefault(start, []).append(token)
+            for path, values in self.keywords.items():
+                for value in values:
+                    if len(value) >= n:
+                        start = value[:n]
+                        by_field.setdefault((path, start), []).append(value)
+                        keyword.setdefault(start, []).append(value)
+            self._prefixes = (by_field, text, keyword)
+        return self._prefixes
 
     def fields_of_type(self) -> Iterable[Tuple[str, str]]:
         """(path, type) of every leaf field with a value in this document."""

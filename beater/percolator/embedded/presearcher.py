@@ -19,13 +19,21 @@ when the field is first mapped (:class:`QueryIndex` watches those fields).
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import Counter
+from functools import lru_cache
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple, Union
 
+import numpy
+
 from beater.percolator.embedded.analysis import analyze_cached, lowercase
-from beater.percolator.embedded.fields import BOOLEAN, DATE, FLOAT, KEYWORD, LONG, OBJECT, TEXT, AnalysedDoc, text_of
-from beater.percolator.embedded.matcher import Predicate, compile_query, query_boolean, query_date_span, query_float, query_long
+from beater.percolator.embedded.fields import (
+    BOOLEAN, DATE, FLOAT, KEYWORD, LONG, LONG_MAX, LONG_MIN, OBJECT, TEXT, PREFIX_VIEW, AnalysedDoc, parse_number, text_of,
+)
+from beater.percolator.embedded.matcher import (
+    Predicate, _compile_regex, compile_query, positions_match, wildcard_to_regex, query_boolean, query_date_span, query_float, query_long,
+)
 from beater.query import ir
 
 SEP = "\x1f"
@@ -162,6 +170,7 @@ def _value_keys(field: str, kind: str, value: object) -> Keys:
     return NEVER
 
 
+@lru_cache(maxsize=65536, typed=True)
 def _any_field_value_keys(value: object) -> Keys:
     """Keys under ``*`` of an exact value on every non-text, non-keyword kind of field."""
     return _union(_value_keys(ir.ANY_FIELD, kind, value) for kind in (LONG, FLOAT, BOOLEAN, DATE))
@@ -174,6 +183,7 @@ class Extractor:
         self.types = types
         self.weight = weight
         self.unmapped: Set[str] = set()
+        self.seen: Set[str] = set()  # every key of every clause met (their frequencies are worth counting)
 
     def cost(self, keys: FrozenSet[str]) -> float:
         """Expected number of documents holding one of ``keys`` (disjunction: the sum)."""
@@ -188,7 +198,10 @@ class Extractor:
 
     def extract(self, node: ir.Node) -> Keys:
         method = getattr(self, "_" + type(node).__name__, None)
-        return ANY if method is None else method(node)
+        keys = ANY if method is None else method(node)
+        if keys:
+            self.seen.update(keys)
+        return keys
 
     def _MatchAll(self, node: ir.MatchAll) -> Keys:
         return ANY
@@ -200,7 +213,10 @@ class Extractor:
         if field == ir.ANY_FIELD:
             if fuzzy:
                 return ANY
-            parts = [_tokens_keys(field, analyze_cached(text), conjunctive, self.weight), frozenset((key(field, text),)), _any_field_value_keys(text)]
+            tokens = analyze_cached(text)
+            if conjunctive:
+                self.seen.update(key(field, t) for t in tokens)
+            parts = [_tokens_keys(field, tokens, conjunctive, self.weight), frozenset((key(field, text),)), _any_field_value_keys(text)]
             return _union(parts)
         kind = self.kind(field)
         if kind is None or kind == OBJECT:
@@ -208,7 +224,10 @@ class Extractor:
         if fuzzy and kind in (TEXT, KEYWORD):
             return ANY
         if kind == TEXT:
-            return _tokens_keys(field, analyze_cached(text), conjunctive, self.weight)
+            tokens = analyze_cached(text)
+            if conjunctive:
+                self.seen.update(key(field, t) for t in tokens)
+            return _tokens_keys(field, tokens, conjunctive, self.weight)
         if kind == KEYWORD:
             return frozenset((key(field, text),))
         return _value_keys(field, kind, text)
@@ -280,7 +299,11 @@ def is_exact(node: ir.Node, types: Dict[str, str]) -> bool:
             return False
         text = node.text if isinstance(node.text, str) else text_of(node.text)
         if node.field == ir.ANY_FIELD:
-            return analyze_cached(text) == (text,) and _any_field_value_keys(text) == NEVER
+            # one token that is the whole text: held as a token or keyword value; a value that parses
+            # as a long/float/boolean/single-millisecond date is held under its typed key too
+            if analyze_cached(text) != (text,):
+                return False
+            return _any_field_value_keys(text) == NEVER or (isinstance(node.text, str) and _any_field_value_keys(text) is not ANY)
         kind = types.get(node.field)
         if kind == TEXT:
             return len(analyze_cached(text)) == 1
@@ -314,45 +337,537 @@ def unmapped_fields(node: ir.Node, types: Dict[str, str]) -> Set[str]:
     return {f for f in _leaf_fields(node) if f not in types}
 
 
+# --- compact verification -----------------------------------------------------------------------
+#
+# Most queries are conjunctions/negations/disjunctions of leaves whose keys decide them exactly
+# (single-token matches, terms, keyword and number values).  Such a leaf is verified by looking
+# its keys up in the document's key set; only the other leaves are compiled into predicates.
+# A form is: True/False, a key (str: the document holds it), a frozenset of keys (holds one),
+# a pair (keys all held, keys none held), a BoolForm, a PatternForm or a compiled predicate.
+
+Form = Any
+
+
+class BoolForm:
+    """A Bool query over forms; leaves that are keys are checked with set operations."""
+
+    __slots__ = ("req_keys", "forb_keys", "req_any", "req", "forb", "opt", "need")
+
+    def __init__(self, required: List[Form], forbidden: List[Form], optional: List[Form], need: int) -> None:
+        self.req_keys = tuple(f for f in required if type(f) is str)
+        self.req_any = tuple(f for f in required if type(f) is frozenset)
+        forb_keys = [f for f in forbidden if type(f) is str]
+        for f in forbidden:
+            if type(f) is frozenset:
+                forb_keys.extend(f)  # none of the keys of a forbidden "any of" may be held
+        self.forb_keys = tuple(forb_keys)
+        self.req = tuple(f for f in required if type(f) not in (str, frozenset) and f is not True)
+        self.forb = tuple(f for f in forbidden if type(f) not in (str, frozenset) and f is not False)
+        self.opt = tuple(optional)
+        self.need = need
+
+    def check(self, dk: Set[str], doc: Any) -> bool:
+        if not dk.issuperset(self.req_keys) or not dk.isdisjoint(self.forb_keys):
+            return False
+        for f in self.req_any:
+            if f.isdisjoint(dk):
+                return False
+        for f in self.req:
+            if not verify(f, dk, doc):
+                return False
+        for f in self.forb:
+            if verify(f, dk, doc):
+                return False
+        need = self.need
+        if need:
+            hits = 0
+            misses = 0
+            total = len(self.opt)
+            for f in self.opt:
+                if verify(f, dk, doc):
+                    hits += 1
+                    if hits >= need:
+                        return True
+                else:
+                    misses += 1
+                    if total - misses < need:
+                        return False
+            return False
+        return True
+
+
+def check_keys(form: Tuple[Tuple[str, ...], Tuple[str, ...], Tuple[FrozenSet[str], ...]], dk: Set[str]) -> bool:
+    """A keys-only conjunction: (keys all held, keys none held, sets of which one key each is held)."""
+    if not dk.issuperset(form[0]) or not dk.isdisjoint(form[1]):
+        return False
+    for f in form[2]:
+        if f.isdisjoint(dk):
+            return False
+    return True
+
+
+class RangeForm:
+    """A range on a long field: one of the field's values within inclusive integer bounds."""
+
+    __slots__ = ("field", "low", "high")
+
+    def __init__(self, field: str, low: int, high: int) -> None:
+        self.field, self.low, self.high = field, low, high
+
+    def __call__(self, doc: AnalysedDoc) -> bool:
+        values = doc.numbers.get(self.field)
+        if values:
+            low, high = self.low, self.high
+            for v in values:
+                if low <= v <= high:
+                    return True
+        return False
+
+
+class PhraseForm:
+    """A phrase of two or more tokens on a text field."""
+
+    __slots__ = ("field", "tokens", "slop")
+
+    def __init__(self, field: str, tokens: Tuple[str, ...], slop: int) -> None:
+        self.field, self.tokens, self.slop = field, tokens, slop
+
+    def __call__(self, doc: AnalysedDoc) -> bool:
+        postings = doc.tokens.get(self.field)
+        if not postings:
+            return False
+        lists = []
+        for token in self.tokens:
+            positions = postings.get(token)
+            if positions is None:
+                return False
+            lists.append(positions)
+        return positions_match(lists, self.slop)
+
+
+def _text_form(node: ir.Node, types: Dict[str, str]) -> Form:
+    """Forms of phrases and plain matches on a named text field (None for others)."""
+    if not isinstance(node, (ir.Phrase, ir.Match)) or node.field == ir.ANY_FIELD or types.get(node.field) != TEXT:
+        return None
+    if isinstance(node, ir.Phrase):
+        tokens = analyze_cached(node.text)
+        if len(tokens) < 2:
+            return None
+        return PhraseForm(node.field, tokens, max(int(node.slop), 0))
+    if node.fuzziness is not None or node.minimum_should_match is not None:
+        return None
+    text = node.text if isinstance(node.text, str) else text_of(node.text)
+    tokens = analyze_cached(text)
+    if not tokens:
+        return False
+    keys = tuple(dict.fromkeys(sys.intern(key(node.field, t)) for t in tokens))
+    if node.operator == "and":
+        return (keys, (), ())
+    return frozenset(keys)
+
+
+class GuardForm:
+    """A compiled ANY_FIELD match or phrase, tried only if the document holds the keys it needs:
+    its whole text as a keyword value (``escape``), else all (``need_all``) or one of its tokens."""
+
+    __slots__ = ("escape", "need_all", "need_any", "inner")
+
+    def __init__(self, escape: str, tokens: Tuple[str, ...], conjunctive: bool, inner: Predicate) -> None:
+        keys = tuple(dict.fromkeys(sys.intern(key(ir.ANY_FIELD, t)) for t in tokens))
+        self.escape = sys.intern(escape)
+        self.need_all = keys if conjunctive else ()
+        self.need_any = () if conjunctive else frozenset(keys)
+        self.inner = inner
+
+    def check(self, dk: Set[str], doc: AnalysedDoc) -> bool:
+        if self.escape not in dk:
+            if not dk.issuperset(self.need_all):
+                return False
+            if self.need_any and dk.isdisjoint(self.need_any):
+                return False
+        return self.inner(doc)
+
+
+def _guard_form(node: ir.Node) -> Form:
+    """A GuardForm for an ANY_FIELD match or phrase whose text is no number, boolean or date; else None."""
+    if not isinstance(node, (ir.Phrase, ir.Match)) or node.field != ir.ANY_FIELD or not isinstance(node.text, str):
+        return None
+    if isinstance(node, ir.Match) and node.fuzziness is not None:
+        return None
+    text = node.text
+    tokens = analyze_cached(text)
+    if not tokens or _any_field_value_keys(text) != NEVER:
+        return None
+    conjunctive = isinstance(node, ir.Phrase) or node.operator == "and"
+    return GuardForm(key(ir.ANY_FIELD, text), tokens, conjunctive, compile_query(node))
+
+
+def verify(form: Form, dk: Set[str], doc: Any) -> bool:
+    """Whether a document (its keys ``dk``, its analysis ``doc``) satisfies ``form``."""
+    t = type(form)
+    if t is str:
+        return form in dk
+    if t is tuple:
+        return check_keys(form, dk)
+    if t is BoolForm:
+        return form.check(dk, doc)
+    if t is frozenset:
+        return not form.isdisjoint(dk)
+    if t is bool:
+        return form
+    if t is GuardForm:
+        return form.check(dk, doc)
+    return form(doc)
+
+
+class PatternForm:
+    """A prefix or wildcard query with a literal start of at least PREFIX_VIEW characters: only the
+    document's terms with that start are tested (AnalysedDoc.prefix_view)."""
+
+    __slots__ = ("field", "kind", "start", "test", "lower_start", "lower_test")
+
+    def __init__(self, node: Union[ir.Prefix, ir.Wildcard], kind: Optional[str]) -> None:
+        if isinstance(node, ir.Prefix):
+            value = node.value
+            literal = value
+            make: Callable[[str], Callable[[str], bool]] = lambda v: (lambda term: term.startswith(v))
+        else:
+            value = node.pattern
+            literal = literal_prefix(value)
+            make = lambda v: _compile_regex(wildcard_to_regex(v), False)
+        self.field = node.field
+        self.kind = kind
+        self.start = literal[:PREFIX_VIEW]
+        self.test = make(value)
+        if node.field == ir.ANY_FIELD:
+            self.lower_start = lowercase(literal)[:PREFIX_VIEW]
+            self.lower_test = make(lowercase(value))
+        else:
+            self.lower_start = self.start
+            self.lower_test = self.test
+
+    def __call__(self, doc: AnalysedDoc) -> bool:
+        by_field, text, keyword = doc.prefix_view()
+        if self.kind is None:  # ANY_FIELD: text fields take the lowercased pattern, keyword fields the pattern
+            terms = text.get(self.lower_start)
+            if terms is not None:
+                test = self.lower_test
+                for term in terms:
+                    if test(term):
+                        return True
+            terms = keyword.get(self.start)
+        else:
+            terms = by_field.get((self.field, self.start))
+        if terms is not None:
+            test = self.test
+            for term in terms:
+                if test(term):
+                    return True
+        return False
+
+
+def _pattern_form(node: ir.Node, types: Dict[str, str]) -> Form:
+    """A PatternForm for a prefix/wildcard query it can answer, else None."""
+    if not isinstance(node, (ir.Prefix, ir.Wildcard)) or node.case_insensitive:
+        return None
+    literal = node.value if isinstance(node, ir.Prefix) else literal_prefix(node.pattern)
+    if len(literal) < PREFIX_VIEW:
+        return None
+    if node.field == ir.ANY_FIELD:
+        return PatternForm(node, None)
+    kind = types.get(node.field)
+    if kind in (TEXT, KEYWORD):
+        return PatternForm(node, kind)
+    if kind is None or kind == OBJECT:
+        return None
+    return False  # other kinds hold no terms
+
+
+def compact_form(node: ir.Node, types: Dict[str, str]) -> Form:
+    """The verification form of ``node`` against the current field types (same answers as compile_query)."""
+    if isinstance(node, ir.Bool):
+        required = [compact_form(c, types) for c in tuple(node.must) + tuple(node.filter)]
+        forbidden = [compact_form(c, types) for c in node.must_not]
+        optional = [compact_form(c, types) for c in node.should]
+        if node.minimum_should_match is not None:
+            need = int(node.minimum_should_match)
+            if not required and optional:
+                need = max(need, 1)
+        else:
+            need = 0 if required else (1 if optional else 0)
+        if need > len(optional) or any(f is False for f in required) or any(f is True for f in forbidden):
+            return False
+        if need == 0:
+            optional = []
+        if not required and not forbidden and need == 1 and all(type(f) in (str, frozenset) for f in optional):
+            keys = set()
+            for f in optional:
+                if type(f) is str:
+                    keys.add(f)
+                else:
+                    keys |= f
+            return frozenset(keys)  # one of the clauses: one of their keys
+        form = BoolForm(required, forbidden, optional, need)
+        if not form.req and not form.forb and not need:
+            return (form.req_keys, form.forb_keys, form.req_any)  # keys only: set operations
+        return form
+    if isinstance(node, ir.MatchAll):
+        return True
+    if isinstance(node, ir.MatchNone):
+        return False
+    if is_exact(node, types):
+        keys = Extractor(types).extract(node)
+        if keys is not ANY:
+            if not keys:
+                return False
+            if len(keys) == 1:
+                return sys.intern(next(iter(keys)))
+            return frozenset(sys.intern(k) for k in keys)
+    if isinstance(node, ir.Range) and node.field != ir.ANY_FIELD and types.get(node.field) == LONG:
+        bounds = long_range_bounds(node)
+        if bounds is not None:
+            return RangeForm(node.field, bounds[0], bounds[1]) if bounds[0] <= bounds[1] else False
+    text_form = _text_form(node, types)
+    if text_form is not None:
+        return text_form
+    guard = _guard_form(node)
+    if guard is not None:
+        return guard
+    pattern = _pattern_form(node, types)
+    if pattern is not None:
+        return pattern
+    return compile_query(node)
+
+
+# --- ranges on long fields ------------------------------------------------------------------------
+
+NO_RANGE = (1, 0)  # bounds no value is within
+
+
+def long_range_bounds(node: ir.Range) -> Optional[Tuple[int, int]]:
+    """Inclusive integer bounds of a range on a long field, as the compiled predicate computes them
+    (NO_RANGE if a bound does not parse); None if they are not plain finite numbers."""
+    if node.format is not None:
+        return None
+    lower = node.gt if node.gt is not None else node.gte
+    upper = node.lt if node.lt is not None else node.lte
+    lo: float = LONG_MIN
+    hi: float = LONG_MAX
+    if lower is not None:
+        n = parse_number(lower)
+        if n is None:
+            return NO_RANGE
+        if not math.isfinite(n):
+            return None
+        lo = max(math.ceil(n) if node.gt is None else math.floor(n) + 1, LONG_MIN)
+    if upper is not None:
+        n = parse_number(upper)
+        if n is None:
+            return NO_RANGE
+        if not math.isfinite(n):
+            return None
+        hi = min(math.floor(n) if node.lt is None else math.ceil(n) - 1, LONG_MAX)
+    if lo > hi:
+        return NO_RANGE
+    return int(lo), int(hi)
+
+
+def range_clause(node: ir.Node, types: Dict[str, str]) -> Optional[Tuple[str, int, int, bool]]:
+    """(field, low, high, exact) of a range on a long field that ``node`` needs (``exact``: the range is
+    the whole query), None if there is none."""
+    if isinstance(node, ir.Range):
+        if node.field != ir.ANY_FIELD and types.get(node.field) == LONG:
+            bounds = long_range_bounds(node)
+            if bounds is not None:
+                return node.field, bounds[0], bounds[1], True
+        return None
+    if isinstance(node, ir.Bool):
+        for clause in tuple(node.must) + tuple(node.filter):
+            found = range_clause(clause, types)
+            if found is not None:
+                return found[0], found[1], found[2], False
+    return None
+
+
+class RangeIndex:
+    """Ranges of queries on one long field; a value finds the ranges holding it (vectorised)."""
+
+    def __init__(self) -> None:
+        self.entries: Dict[int, Tuple[int, int, bool]] = {}
+        self.arrays: Optional[Tuple[Any, Any, Any, Any]] = None
+
+    def add(self, number: int, low: int, high: int, exact: bool) -> None:
+        self.entries[number] = (low, high, exact)
+        self.arrays = None
+
+    def remove(self, number: int) -> None:
+        if self.entries.pop(number, None) is not None:
+            self.arrays = None
+
+    def find(self, values: Iterable[float], exact: Set[int], found: Set[int]) -> None:
+        """Add the queries whose range holds one of ``values`` to ``exact`` or ``found``."""
+        arrays = self.arrays
+        if arrays is None:
+            items = [(n, lo, hi, ex) for n, (lo, hi, ex) in self.entries.items() if lo <= hi]
+            arrays = self.arrays = (
+                numpy.array([lo for _, lo, _, _ in items], dtype=numpy.int64),
+                numpy.array([hi for _, _, hi, _ in items], dtype=numpy.int64),
+                numpy.array([n for n, _, _, _ in items], dtype=numpy.int64),
+                numpy.array([ex for _, _, _, ex in items], dtype=bool),
+            )
+        lows, highs, numbers, exacts = arrays
+        if not len(numbers):
+            return
+        for v in values:
+            mask = (lows <= v) & (highs >= v)
+            if mask.any():
+                hit_numbers = numbers[mask]
+                hit_exact = exacts[mask]
+                exact.update(hit_numbers[hit_exact].tolist())
+                found.update(hit_numbers[~hit_exact].tolist())
+
+
+# --- the index -------------------------------------------------------------------------------------
+
+REWEIGHT_MIN_DOCS = 50  # document frequencies are trusted from this many documents on
+COMMON = 0.02  # a key held by more than this fraction of the documents is common
+RANGE_RATHER = 0.25  # a query indexed under keys held this often is indexed under a required range instead
+DECAY_DOCS = 1_000_000  # past this many documents, counts are halved and the rarest forgotten
+
+
 class Presearcher:
-    """Postings from keys to query numbers, and the always-check list."""
+    """Postings from keys to query numbers, and the always-check list.
+
+    Queries that need no verification (``exact``) have postings of their own, so that a
+    document's exact matches are a union of lists.  The presearcher counts in how many
+    percolated documents each key occurs (``observe``) so that a conjunction can be indexed
+    under its rarest clause; :meth:`to_reweight` names the queries indexed under keys that
+    turned out common.
+    """
 
     def __init__(self) -> None:
         self.postings: Dict[str, List[int]] = {}
+        self.exact_postings: Dict[str, List[int]] = {}
         self.always: Set[int] = set()
         self.indexed: Dict[int, Keys] = {}
+        self.exact: Set[int] = set()
+        self.ranges: Dict[str, RangeIndex] = {}
+        self.ranged: Dict[int, str] = {}
+        self.df: Counter = Counter()
+        self.counted: Set[str] = set()  # the keys whose frequencies are counted: those of registered queries
+        self.docs = 0
+        self.next_reweight = REWEIGHT_MIN_DOCS
 
-    def add(self, number: int, keys: Keys) -> None:
-        """Index query ``number`` under ``keys`` (None: always check; empty: never)."""
+    def weight(self, k: str) -> float:
+        """Estimated number of documents (so far) holding key ``k``."""
+        if self.docs < REWEIGHT_MIN_DOCS:
+            return prior_weight(k)
+        return self.df.get(k, 0) + prior_weight(k)
+
+    def add(self, number: int, keys: Keys, exact: bool = False) -> None:
+        """Index query ``number`` under ``keys`` (None: always check; empty: never); ``exact``: holding a key is a match."""
         self.remove(number)
         self.indexed[number] = keys
         if keys is ANY:
             self.always.add(number)
             return
+        if exact:
+            self.exact.add(number)
+            postings = self.exact_postings
+        else:
+            postings = self.postings
         for k in keys:
-            self.postings.setdefault(k, []).append(number)
+            posting = postings.get(k)
+            if posting is None:
+                postings[sys.intern(k)] = [number]
+            else:
+                posting.append(number)
+
+    def add_range(self, number: int, field: str, low: int, high: int, exact: bool) -> None:
+        """Index query ``number`` under a range of long field ``field`` (``exact``: a value in it is a match)."""
+        self.remove(number)
+        self.ranged[number] = field
+        ranges = self.ranges.get(field)
+        if ranges is None:
+            ranges = self.ranges[field] = RangeIndex()
+        ranges.add(number, low, high, exact)
 
     def remove(self, number: int) -> None:
         """Forget query ``number``."""
+        field = self.ranged.pop(number, None)
+        if field is not None:
+            self.ranges[field].remove(number)
+            return
         if number not in self.indexed:
             return
         keys = self.indexed.pop(number)
         if keys is ANY:
             self.always.discard(number)
             return
+        if number in self.exact:
+            self.exact.discard(number)
+            postings = self.exact_postings
+        else:
+            postings = self.postings
         for k in keys:
-            posting = self.postings.get(k)
+            posting = postings.get(k)
             if posting is not None:
                 posting.remove(number)
                 if not posting:
-                    del self.postings[k]
+                    del postings[k]
 
-    def candidates(self, doc_keys: Iterable[str]) -> Set[int]:
-        """Query numbers a document with these keys could match."""
+    def count_keys(self, keys: Iterable[str]) -> None:
+        """Count from now on how many documents hold each of ``keys``."""
+        self.counted.update(keys)
+
+    def observe(self, doc_keys: Set[str]) -> None:
+        """Count the keys of one percolated document (those queries use)."""
+        self.df.update(doc_keys & self.counted)
+        self.docs += 1
+        if self.docs >= DECAY_DOCS:  # halve the counts now and then: frequencies follow the recent documents
+            self.df = Counter({k: c // 2 for k, c in self.df.items() if c >= 2})
+            self.docs //= 2
+            self.next_reweight = min(self.next_reweight, self.docs * 4)
+
+    def too_common(self, keys: FrozenSet[str]) -> bool:
+        """Whether documents hold one of ``keys`` so often that a range would select better."""
+        return self.docs >= REWEIGHT_MIN_DOCS and sum(self.df.get(k, 0) for k in keys) > self.docs * RANGE_RATHER
+
+    def to_reweight(self) -> List[int]:
+        """At growing intervals: the verified queries indexed under keys that are common now."""
+        if self.docs < self.next_reweight:
+            return []
+        self.next_reweight = self.docs * 4
+        limit = self.docs * COMMON
+        df = self.df
+        numbers: Set[int] = set()
+        for k, posting in self.postings.items():
+            if df.get(k, 0) > limit:
+                numbers.update(posting)
+        return sorted(numbers)
+
+    def candidates(self, doc_keys: Iterable[str], doc: Optional[AnalysedDoc] = None) -> Set[int]:
+        """Query numbers a document with these keys could match (verified or not)."""
+        exact, found = self.split_candidates(doc_keys, doc)
+        return exact | found
+
+    def split_candidates(self, doc_keys: Iterable[str], doc: Optional[AnalysedDoc] = None) -> Tuple[Set[int], Set[int]]:
+        """(queries the document matches, queries to verify)."""
+        exact: Set[int] = set()
         found: Set[int] = set(self.always)
         postings = self.postings
+        exact_postings = self.exact_postings
         for k in doc_keys:
             posting = postings.get(k)
             if posting is not None:
                 found.update(posting)
-        return found
+            posting = exact_postings.get(k)
+            if posting is not None:
+                exact.update(posting)
+        if doc is not None and self.ranges:
+            numbers = doc.numbers
+            for field, ranges in self.ranges.items():
+                values = numbers.get(field)
+                if values:
+                    ranges.find(values, exact, found)
+        return exact, found

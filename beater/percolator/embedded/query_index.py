@@ -7,18 +7,24 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Union
 
 from beater.percolator.embedded.fields import FieldModel, analyse_document
-from beater.percolator.embedded.matcher import Predicate, compile_query
-from beater.percolator.embedded.presearcher import Presearcher, document_keys, extract_keys, is_exact, unmapped_fields
+from beater.percolator.embedded.matcher import compile_query
+from beater.percolator.embedded.presearcher import (
+    BoolForm, Extractor, Form, Presearcher, compact_form, document_keys, extract_keys, is_exact, range_clause, unmapped_fields, verify,
+)
 from beater.query.ir import Node
 
 ModelListener = Callable[[str, Dict[str, Any]], None]
+REWEIGHT_STEP = 500  # queries re-indexed after each document while statistics changed
 
 
-@dataclass
 class _Query:
-    id: str
-    node: Node
-    predicate: Optional[Predicate] = None  # compiled when first needed (queries the presearcher decides need none)
+    """A registered query: its id, its tree, and how a candidate document is verified."""
+
+    __slots__ = ("id", "node")
+
+    def __init__(self, id: str, node: Node) -> None:
+        self.id = id
+        self.node = node
 
 
 class _IndexState:
@@ -30,19 +36,51 @@ class _IndexState:
         self.numbers: Dict[str, int] = {}
         self.presearcher = Presearcher()
         self.watch: Dict[str, Set[int]] = {}
-        self.exact: Set[int] = set()
         self.next_number = 0
+        self.ids: List[Optional[str]] = []  # by query number (None once removed)
+        self.forms: List[Form] = []  # by query number: how a candidate is verified
+        self.pending: List[int] = []  # queries to re-index under rarer keys (see reweight)
 
     def index_query(self, number: int) -> None:
         query = self.queries[number]
-        keys, _ = extract_keys(query.node, self.model.types)
-        self.presearcher.add(number, keys)
-        if keys is not None and is_exact(query.node, self.model.types):
-            self.exact.add(number)
+        types = self.model.types
+        extractor = Extractor(types, self.presearcher.weight)
+        keys = extractor.extract(query.node)
+        self.presearcher.count_keys(extractor.seen)
+        exact = keys is not None and is_exact(query.node, types)
+        rng = range_clause(query.node, types) if keys is None else None
+        if rng is not None:
+            exact = rng[3]
+            self.presearcher.add_range(number, *rng)
         else:
-            self.exact.discard(number)
-        for field in unmapped_fields(query.node, self.model.types):
+            self.presearcher.add(number, keys, exact)
+        self.forms[number] = None if exact else compact_form(query.node, types)
+        for field in unmapped_fields(query.node, types):
             self.watch.setdefault(field, set()).add(number)
+
+    def reweight(self, budget: int = REWEIGHT_STEP) -> None:
+        """Re-index up to ``budget`` queries under keys the documents showed to be common, under their
+        rarest clause now (a little after each document, so that registrations never wait long)."""
+        presearcher = self.presearcher
+        pending = self.pending
+        if not pending:
+            pending.extend(reversed(presearcher.to_reweight()))
+            if not pending:
+                return
+        types = self.model.types
+        for _ in range(min(budget, len(pending))):
+            number = pending.pop()
+            query = self.queries.get(number)
+            if query is None or number in presearcher.exact or number in presearcher.ranged:
+                continue
+            keys, _ = extract_keys(query.node, types, presearcher.weight)
+            if keys is not None and presearcher.too_common(keys):
+                rng = range_clause(query.node, types)
+                if rng is not None:  # a required range on a long field is likely rarer than a key most documents hold
+                    presearcher.add_range(number, rng[0], rng[1], rng[2], False)
+                    continue
+            if keys != presearcher.indexed.get(number):
+                presearcher.add(number, keys, False)
 
     def unwatch(self, number: int, node: Node) -> None:
         for field in unmapped_fields(node, self.model.types):
@@ -110,6 +148,8 @@ class QueryIndex:
             number = state.next_number
             state.next_number += 1
             state.queries[number] = _Query(subscription_id, node)
+            state.ids.append(subscription_id)
+            state.forms.append(None)
             state.numbers[subscription_id] = number
             self._index_of[subscription_id] = index
             state.index_query(number)
@@ -124,8 +164,9 @@ class QueryIndex:
             state = self._states[index]
             number = state.numbers.pop(subscription_id)
             query = state.queries.pop(number)
+            state.ids[number] = None
+            state.forms[number] = None
             state.presearcher.remove(number)
-            state.exact.discard(number)
             state.unwatch(number, query.node)
             return True
 
@@ -150,29 +191,49 @@ class QueryIndex:
             return new
 
     def match_batch(self, index: str, documents: Sequence[Mapping[str, Any]]) -> List[List[str]]:
-        """For each document in order, the sorted ids of the queries of ``index`` it matches."""
-        with self._lock:
+        """For each document in order, the sorted ids of the queries of ``index`` it matches.
+
+        The lock is held per document (and to grow the field model), not for the whole
+        batch, so that registrations wait for one document at most.
+        """
+        lock = self._lock
+        with lock:
             self.grow_model(index, documents)
             state = self._state(index)
-            results: List[List[str]] = []
-            queries = state.queries
-            exact = state.exact
-            for document in documents:
-                doc = analyse_document(document, state.model)
-                matched: List[str] = []
-                for number in state.presearcher.candidates(document_keys(doc)):
-                    query = queries[number]
-                    if number in exact:
-                        matched.append(query.id)
-                        continue
-                    predicate = query.predicate
-                    if predicate is None:
-                        predicate = query.predicate = compile_query(query.node)
-                    if predicate(doc):
-                        matched.append(query.id)
-                matched.sort()
-                results.append(matched)
-            return results
+            model = state.model
+        results: List[List[str]] = []
+        for document in documents:
+            doc = analyse_document(document, model)
+            dk = document_keys(doc)
+            issuperset = dk.issuperset
+            isdisjoint = dk.isdisjoint
+            with lock:
+                ids = state.ids
+                forms = state.forms
+                presearcher = state.presearcher
+                presearcher.observe(dk)
+                state.reweight()
+                exact, found = presearcher.split_candidates(dk, doc)
+                matched = [ids[number] for number in exact]
+                append = matched.append
+                for number in found:
+                    form = forms[number]
+                    t = type(form)
+                    if t is tuple:
+                        if issuperset(form[0]) and isdisjoint(form[1]):
+                            for any_of in form[2]:
+                                if any_of.isdisjoint(dk):
+                                    break
+                            else:
+                                append(ids[number])
+                    elif t is BoolForm:
+                        if form.check(dk, doc):
+                            append(ids[number])
+                    elif verify(form, dk, doc):
+                        append(ids[number])
+            matched.sort()
+            results.append(matched)
+        return results
 
     def stats(self) -> Dict[str, Any]:
         """Sizes, for metrics and tests."""
