@@ -49,3 +49,34 @@ def test_lowercase_is_per_code_point() -> None:
 
 def test_tokens_longer_than_255_are_cut() -> None:
     assert [len(t) for t in standard_tokens("c" * 256 + " " + "d" * 600)] == [255, 1, 255, 255, 90]
+
+
+def test_the_ascii_fast_path_gives_the_general_path_tokens_on_every_ascii_text_of_the_corpus() -> None:
+    import json
+    from pathlib import Path
+
+    from beater.percolator.embedded.analysis import general_tokens, standard_tokens
+
+    root = Path(__file__).resolve().parents[2]
+    texts = [
+        "a.1 1.a a1.b2 x_y __init__ _lead trail_ __ ___a", "a'b 1'2 a'1 1'a a:1 1:2 a::b a..b 1..2 1,,2 a,b 1;2 a;b '' 'x' x'",
+        "U.S.A. e.g. C++ C# .NET node.js 3.14 1,000,000 2018-03-07T16:16:17+00:00 http://example.com/a?b=c", "x" * 600,
+    ]
+
+    def walk(value: object) -> None:
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for path in (root / "examples" / "recentchange.ndjson", root / "tests" / "differential" / "edge_docs.ndjson"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                walk(json.loads(line))
+    ascii_texts = [t for t in texts if t.isascii()]
+    assert len(ascii_texts) > 50_000
+    assert [t for t in ascii_texts if standard_tokens(t) != general_tokens(t)] == []

@@ -188,3 +188,19 @@ def test_match_all_and_match_none() -> None:
 
 def test_query_on_unseen_field_matches_nothing() -> None:
     assert not matches(Match("nowhere", "x"), {"title": "x"})
+
+
+
+def test_catastrophic_patterns_on_long_tokens_still_answer() -> None:
+    """(a|aa)+b and *a*a*a*a*a*a*b against 200 a's: exponential for a backtracking engine (this
+    test would not finish), linear on RE2, as Lucene's automata are."""
+    from beater.percolator.embedded import QueryIndex
+    from beater.registration import make_registration
+
+    index = QueryIndex()
+    regexp = make_registration("x", "title:/(a|aa)+b/")
+    wildcard = make_registration("x", "title:*a*a*a*a*a*a*b")
+    index.add(regexp)
+    index.add(wildcard)
+    answers = index.match_batch("x", [{"title": "a" * 200 + "c"}, {"title": "aab"}, {"title": "aaaaaab"}])
+    assert answers == [[], [regexp.id], sorted([regexp.id, wildcard.id])]

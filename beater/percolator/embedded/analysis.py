@@ -16,6 +16,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import List, Tuple
 
+import re
+
 import regex
 
 MAX_TOKEN_LENGTH = 255
@@ -63,10 +65,31 @@ def _segments(text: str) -> List[str]:
     return merged
 
 
+# For ASCII text the UAX#29 rules reduce to this: letters, digits and "_" run together; ':' '.' "'"
+# join two letters (MidLetter, MidNumLet, Single_Quote), ',' ';' '.' "'" join two digits (MidNum).
+# Case does not affect the rules, so the text is lowercased first.  Checked equal to the general
+# path on every ASCII text of the sample corpus and the edge cases (tests/unit/test_embedded_analysis.py).
+_ASCII_WORD = re.compile(r"[a-z0-9_]+(?:(?:(?<=[a-z])[:.'](?=[a-z])|(?<=[0-9])[.,;'](?=[0-9]))[a-z0-9_]+)*")
+
+
+def _ascii_tokens(text: str) -> List[str]:
+    words = [w for w in _ASCII_WORD.findall(text.lower()) if w.strip("_")]  # "_" runs alone are dropped
+    if any(len(w) > MAX_TOKEN_LENGTH for w in words):
+        words = [w[i : i + MAX_TOKEN_LENGTH] for w in words for i in range(0, len(w), MAX_TOKEN_LENGTH)]
+    return words
+
+
 def standard_tokens(text: str) -> List[str]:
     """The tokens the standard analyzer makes of ``text``, in order (position = list index)."""
     if not text:
         return []
+    if text.isascii():
+        return _ascii_tokens(text)  # about 5x faster than the general path below
+    return general_tokens(text)
+
+
+def general_tokens(text: str) -> List[str]:
+    """:func:`standard_tokens` by the general (any script) path."""
     tokens: List[str] = []
     for segment in _segments(text):
         if not _KEEP.search(segment):
