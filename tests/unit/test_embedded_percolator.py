@@ -97,3 +97,13 @@ def test_field_model_survives_restart(tmp_path: Path) -> None:
     result(second.register(registration))
     assert result(second.percolate("rc", [{"n": "5"}])) == [[registration.id]]  # "5" coerced into the long field
     result(second.stop())
+
+
+def test_a_corrupt_store_is_reported_by_name_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "registrations.sqlite3"
+    garbage = b"not a database, just bytes " * 200
+    path.write_bytes(garbage)
+    failures: list[Failure] = []
+    EmbeddedPercolator(path).start().addErrback(failures.append)
+    assert failures and str(path) in str(failures[0].value) and "untouched" in str(failures[0].value)
+    assert path.read_bytes() == garbage

@@ -12,6 +12,7 @@ everything runs synchronously and the Deferreds have already fired.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any, Callable, List, Mapping, Optional, Sequence, TypeVar
 
@@ -26,6 +27,10 @@ __all__ = ["EmbeddedPercolator", "QueryIndex"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class StoreUnreadable(RuntimeError):
+    """The sqlite file of registrations is corrupt or truncated."""
 
 
 class EmbeddedPercolator:
@@ -65,11 +70,21 @@ class EmbeddedPercolator:
     def _start(self) -> None:
         if self.store is not None:
             return  # already started
-        self.store = Store(self.path)
-        for index, properties in self.store.models().items():
+        try:
+            self.store = Store(self.path)
+            models = self.store.models()
+            stored = list(self.store.registrations())
+        except sqlite3.DatabaseError as e:
+            self.store = None
+            # Never repair or recreate it here: what it still holds may be recoverable by hand.
+            raise StoreUnreadable(
+                f"the registration store {self.path} cannot be read ({e}); it was left untouched: "
+                f"move it aside to start with no registrations, or restore a copy"
+            ) from None
+        for index, properties in models.items():
             self.index.load_model(index, properties)
         loaded = 0
-        for subscription_id, _, data in self.store.registrations():
+        for subscription_id, _, data in stored:
             try:
                 registration = Registration.from_json(data)
                 self.index.add(registration)
