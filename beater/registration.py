@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Union
 
 from beater import query as q
-from beater.errors import InvalidIndex
+from beater.errors import InvalidIndex, InvalidQuery
+from beater.query import ir
 from beater.query.ir import Node
 from router import contract
 
@@ -76,10 +77,36 @@ def validate_index(index: Any) -> str:
     return index
 
 
+MAX_CLAUSES = 1024
+"""Elasticsearch's default ``indices.query.bool.max_clause_count``: it refuses bigger boolean queries."""
+MAX_TERMS = 65536
+"""Elasticsearch's default ``index.max_terms_count`` for a ``terms`` query."""
+
+
+def check_size(node: Node) -> None:
+    """Refuse what Elasticsearch would refuse for size: a boolean (or an analysed text) of more than
+    1024 clauses, a ``terms`` of more than 65536 values.  Also bounds the work one query can cost."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ir.Bool):
+            clauses = current.must + current.should + current.must_not + current.filter
+            if len(clauses) > MAX_CLAUSES:
+                raise InvalidQuery(f"query has {len(clauses)} clauses in one boolean, more than {MAX_CLAUSES}", part=f"{len(clauses)} clauses")
+            stack.extend(clauses)
+        elif isinstance(current, (ir.Match, ir.Phrase)):
+            words = len(current.text.split())
+            if words > MAX_CLAUSES:
+                raise InvalidQuery(f"text of {words} words makes more than {MAX_CLAUSES} clauses", part=current.text[:80] + "...")
+        elif isinstance(current, ir.Terms) and len(current.values) > MAX_TERMS:
+            raise InvalidQuery(f"terms query with {len(current.values)} values, more than {MAX_TERMS}", part=current.field)
+
+
 def make_registration(index: Any, source: Any, default_operator: str = "or") -> Registration:
     """Parse and canonicalise ``source`` for ``index``; raise InvalidQuery / UnsupportedQuery on bad input."""
     index = validate_index(index)
     canonical = q.canonicalise(q.parse(source, default_operator=default_operator))
+    check_size(canonical)
     return Registration(
         id=q.subscription_id(index, canonical),
         index=index,
