@@ -6,8 +6,7 @@ some bad items is still accepted for its good ones, with the bad ones listed.
 
 from __future__ import annotations
 
-import json
-from typing import Any, Callable, Dict
+from typing import Any, Callable
 
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
@@ -17,26 +16,12 @@ from twisted.web.server import NOT_DONE_YET, Request
 from beater.errors import EstromError
 from beater.ingest import parse_body
 from beater.service import Beater
+from estrom.web import NotFound, error_body, write_json
 from router import contract
 
 log = Logger()
 
 MAX_BODY = 64 * 1024 * 1024
-
-
-def write_json(request: Request, status: int, body: Dict[str, Any]) -> None:
-    """Finish ``request`` with a JSON body (no-op if the client already left)."""
-    if request.finished or request._disconnected:  # type: ignore[attr-defined]
-        return
-    request.setResponseCode(status)
-    request.setHeader(b"content-type", b"application/json")
-    request.write(json.dumps(body).encode() + b"\n")
-    request.finish()
-
-
-def error_body(uri: str, message: str, **extra: Any) -> Dict[str, Any]:
-    """The JSON body of an error answer."""
-    return {"error": uri, "message": message, **{k: v for k, v in extra.items() if v is not None}}
 
 
 class BeatResource(Resource):
@@ -129,18 +114,6 @@ class MetricsResource(Resource):
         metrics.router_connected.set(1 if self.router_ready() else 0)
         request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
         return metrics.exposition()
-
-
-class NotFound(Resource):
-    """Every other path: a JSON 404."""
-
-    isLeaf = True
-
-    def render(self, request: Request) -> bytes:
-        """Answer 404 with a JSON body naming the path."""
-        request.setResponseCode(404)
-        request.setHeader(b"content-type", b"application/json")
-        return json.dumps(error_body("estrom.error.not_found", "no such endpoint", part=request.path.decode("utf-8", "replace"))).encode()
 
 
 class Root(Resource):

@@ -20,7 +20,7 @@ Two rules keep this from ever losing a document:
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Set
 
 from router import contract
 
@@ -51,7 +51,7 @@ class Listeners:
         self.known = False
         self._live: Dict[Any, str] = {}  # router subscription id -> estrom id
         self._live_ids: Dict[str, int] = {}
-        self._broad: Dict[Any, bool] = {}  # router subscription ids of prefix/wildcard subscriptions
+        self._broad: Set[Any] = set()  # router subscription ids of prefix/wildcard subscriptions
         self._expected: Dict[str, float] = {}
 
     def wants(self, subscription_id: str) -> bool:
@@ -77,7 +77,7 @@ class Listeners:
         """``wamp.subscription.on_create``: a topic got its first subscriber."""
         router_id, uri, match = details.get("id"), details.get("uri"), details.get("match", "exact")
         if covers_all_topics(uri, match):
-            self._broad[router_id] = True
+            self._broad.add(router_id)
             return
         estrom_id = subscription_id_of(uri) if match == "exact" else None
         if estrom_id is not None and router_id not in self._live:
@@ -86,7 +86,7 @@ class Listeners:
 
     def deleted(self, router_id: Any) -> None:
         """``wamp.subscription.on_delete``: a topic lost its last subscriber."""
-        self._broad.pop(router_id, None)
+        self._broad.discard(router_id)
         estrom_id = self._live.pop(router_id, None)
         if estrom_id is not None:
             left = self._live_ids.get(estrom_id, 1) - 1
@@ -101,8 +101,3 @@ class Listeners:
         self._live.clear()
         self._live_ids.clear()
         self._broad.clear()
-
-    @property
-    def live_count(self) -> int:
-        """How many subscription ids have at least one subscriber."""
-        return len(self._live_ids)

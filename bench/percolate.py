@@ -35,33 +35,27 @@ from __future__ import annotations
 
 import argparse
 import gc
-import http.client
-import json
 import os
 import pickle
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
-from urllib.parse import urlsplit
+from typing import Any, Dict, List, Mapping, Sequence, Set, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from beater.errors import InvalidQuery, UnsupportedQuery  # noqa: E402
-from beater.percolator.elasticsearch import ID_FIELD, QUERY_FIELD, index_body, stored_query  # noqa: E402
 from beater.percolator.embedded.analysis import analyze_cached  # noqa: E402
 from beater.percolator.embedded.fields import FieldModel, analyse_document  # noqa: E402
 from beater.percolator.embedded.presearcher import document_keys  # noqa: E402
 from beater.percolator.embedded.query_index import QueryIndex  # noqa: E402
-from beater.percolator.mapping import mapping_for_documents  # noqa: E402
 from beater.registration import Registration, make_registration  # noqa: E402
 from bench.shapes import generate  # noqa: E402
 from bench.workload import load_documents  # noqa: E402
-from tests.differential.es import PercolatorIndex  # noqa: E402
+from tests.differential.es import Es, EsError, PercolatorIndex  # noqa: E402
 
 INDEX = "bench"
 BULK_CHUNK = 5000
@@ -72,77 +66,6 @@ def say(message: str) -> None:
 
 
 # --- Elasticsearch --------------------------------------------------------------------------------
-
-class EsError(Exception):
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(f"{status}: {json.dumps(body)[:800]}")
-        self.status = status
-        self.body = body
-
-
-class Es:
-    """Blocking JSON client (as tests/differential/es.py's) with a long timeout and no silent re-send."""
-
-    def __init__(self, url: str, timeout: float = 900.0) -> None:
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 9200
-        self.timeout = timeout
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-
-    def request(self, method: str, path: str, body: Any = None, ndjson: Optional[str] = None) -> Any:
-        data = ndjson.encode() if ndjson is not None else (None if body is None else json.dumps(body).encode())
-        headers = {"content-type": "application/x-ndjson" if ndjson is not None else "application/json"}
-        try:
-            self.conn.request(method, path, body=data, headers=headers)
-            response = self.conn.getresponse()
-            payload = response.read()
-        except (http.client.HTTPException, OSError):
-            self.conn.close()
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            raise
-        answer = json.loads(payload) if payload else None
-        if response.status >= 400:
-            raise EsError(response.status, answer)
-        return answer
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-class BenchIndex(PercolatorIndex):
-    """tests/differential's PercolatorIndex (same body, mapping, stored query, percolate request),
-    named ``estrom-bench-*`` and filled with chunked ``_bulk`` requests and one refresh at the end."""
-
-    def __init__(self, es: Es, documents: Sequence[Mapping[str, Any]]) -> None:  # noqa: D107
-        self.es = es  # type: ignore[assignment]
-        self.name = "estrom-bench-" + uuid.uuid4().hex[:10]
-        es.request("PUT", f"/{self.name}", index_body())
-        new = mapping_for_documents(documents, {})
-        if new:
-            es.request("PUT", f"/{self.name}/_mapping", {"properties": new})
-        mapping = es.request("GET", f"/{self.name}/_mapping")
-        self.properties = next(iter(mapping.values()))["mappings"]["properties"]
-
-    def register(self, registrations: Sequence[Registration]) -> Dict[str, str]:  # type: ignore[override]
-        refused: Dict[str, str] = {}
-        for start in range(0, len(registrations), BULK_CHUNK):
-            lines: List[str] = []
-            for registration in registrations[start : start + BULK_CHUNK]:
-                lines.append(json.dumps({"index": {"_id": registration.id}}))
-                lines.append(json.dumps({QUERY_FIELD: stored_query(registration), ID_FIELD: registration.id}))
-            answer = self.es.request("POST", f"/{self.name}/_bulk", ndjson="\n".join(lines) + "\n")
-            if answer.get("errors"):
-                for item in answer["items"]:
-                    outcome = item["index"]
-                    if "error" in outcome:
-                        error, reasons = outcome["error"], []
-                        while isinstance(error, dict):
-                            reasons.append(str(error.get("reason")))
-                            error = error.get("caused_by")
-                        refused[outcome["_id"]] = ": ".join(reasons)
-        self.es.request("POST", f"/{self.name}/_refresh")
-        return refused
-
 
 def es_url() -> str:
     """ESTROM_ES_URL, else the URL ``scripts/services start elasticsearch`` prints; checked to answer."""
@@ -317,8 +240,8 @@ def main() -> None:
     figures: Dict[str, Any] = {"docs": len(docs), "analyse_ms_per_doc": round(analyse_ms, 4),
                                "keys_ms_per_doc": round(keys_s / len(docs) * 1000, 4)}
 
-    es = Es(url)
-    created: List[BenchIndex] = []
+    es = Es(url, timeout=900.0, retries=0)  # a long percolation must not be sent twice
+    created: List[PercolatorIndex] = []
     try:
         for size in sizes:
             subset = registrations[:size]
@@ -336,10 +259,10 @@ def main() -> None:
                 + f"; RSS +{emb['rss_kb'] / 1024:.1f} MB (+{emb['rss_register_kb'] / 1024:.1f} MB after registration); "
                 f"stats {emb['stats']}")
 
-            index = BenchIndex(es, docs)
+            index = PercolatorIndex(es, docs, prefix="estrom-bench-")
             created.append(index)
             started = time.perf_counter()
-            refused = index.register(subset)
+            refused = index.register(subset, chunk=BULK_CHUNK)
             es_register_s = time.perf_counter() - started
             say(f"elasticsearch: registered in {es_register_s:.2f} s into {index.name} ({len(refused)} refused)")
 

@@ -15,29 +15,20 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from twisted.internet import task, threads
 
 from estrom.settings import OPTIONS, Settings
-from router.process import _die_with_parent
+from router.process import die_with_parent, wait_exit
 
 SUPERVISED_ENV = "ESTROM_SUPERVISED"
 """Set in a child's environment: it leaves the ``estrom: ready`` line to its parent."""
 
 
 def child_arguments(s: Settings) -> List[str]:
-    """The flags that give a child exactly the parent's resolved settings."""
-    values: Dict[str, Any] = {
-        "router_url": s.router_url, "tailor_host": s.tailor_host, "tailor_port": s.tailor_port,
-        "beater_host": s.beater_host, "beater_port": s.beater_port, "data_dir": s.data_dir,
-        "percolator": s.percolator, "es_url": s.es_url, "batch_size": s.batch_size,
-        "batch_delay_ms": s.batch_delay_ms, "heartbeat_s": s.heartbeat_s, "log_level": s.log_level,
-    }
-    args: List[str] = []
-    for option in OPTIONS:
-        args += [option.flag, str(values[option.name])]
-    return args
+    """The flags that give a child exactly the parent's resolved settings (each option is a field)."""
+    return [arg for option in OPTIONS for arg in (option.flag, str(getattr(s, option.name)))]
 
 
 def _health(host: str, port: int) -> int:
@@ -70,7 +61,7 @@ class ChildService:
         env = dict(os.environ, **{SUPERVISED_ENV: "1"})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "estrom.cli", self.command, *child_arguments(self.settings)],
-            stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent,
+            stdin=subprocess.DEVNULL, env=env, preexec_fn=die_with_parent,
         )
 
     def exited(self) -> Optional[int]:
@@ -100,10 +91,6 @@ class ChildService:
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
-        waited = 0.0
-        while self.process.poll() is None and waited < grace:
-            await task.deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
-        if self.process.poll() is None:
+        if not await wait_exit(self.process, reactor, grace):
             self.process.kill()
             self.process.wait(timeout=5)

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from twisted.internet import task
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -62,7 +62,7 @@ def prepare(cbdir: Path, host: str, port: int, ws_path: str) -> Path:
     return crossbar_config.write(rendered, cbdir)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask the kernel to send SIGTERM to this (child) process when its parent dies."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -95,7 +95,7 @@ class RouterProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=crossbar_environment(self.tickets),
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         finally:
             log.close()
@@ -155,10 +155,7 @@ class RouterProcess:
             return
         pgid = self.process.pid
         _signal_group(pgid, signal.SIGTERM)
-        waited = 0.0
-        while self.process.poll() is None and waited < grace:
-            await task.deferLater(reactor, 0.05, lambda: None)  # type: ignore[arg-type]
-            waited += 0.05
+        await wait_exit(self.process, reactor, grace)
         # Crossbar's workers may outlive a controller that died abruptly; the group reaches them too.
         _signal_group(pgid, signal.SIGKILL)
         if self.process.poll() is None:
@@ -166,6 +163,15 @@ class RouterProcess:
 
 
 BOOT_COMPLETE = "NODE_BOOT_COMPLETE"
+
+
+async def wait_exit(process: "subprocess.Popen[bytes]", reactor: Any, grace: float) -> bool:
+    """Poll ``process`` without blocking the reactor for up to ``grace`` seconds; True if it exited."""
+    waited = 0.0
+    while process.poll() is None and waited < grace:
+        await task.deferLater(reactor, 0.05, lambda: None)
+        waited += 0.05
+    return process.poll() is not None
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -181,4 +187,4 @@ def exec_foreground(cbdir: Path, config_path: Path, tickets: Dict[str, str], log
     os.execve(sys.executable, command, crossbar_environment(tickets))
 
 
-__all__ = ["RouterProcess", "crossbar_command", "crossbar_environment", "exec_foreground", "prepare"]
+__all__ = ["RouterProcess", "crossbar_command", "crossbar_environment", "die_with_parent", "exec_foreground", "prepare", "wait_exit"]

@@ -8,8 +8,7 @@ event's hits as they arrive.  Errors before the header are JSON 4xx/5xx bodies.
 
 from __future__ import annotations
 
-import json
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet.defer import ensureDeferred
@@ -19,6 +18,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from estrom.web import NotFound, error_body, write_json
 from router import contract
 from tailor import stream
 from tailor.subscriptions import SubscriptionHub
@@ -41,21 +41,6 @@ class BadRequest(Exception):
         super().__init__(message)
         self.message = message
         self.part = part
-
-
-def error_body(uri: str, message: str, **extra: Any) -> Dict[str, Any]:
-    """The JSON body of an error answer."""
-    return {"error": uri, "message": message, **{k: v for k, v in extra.items() if v is not None}}
-
-
-def write_json(request: Request, status: int, body: Dict[str, Any]) -> None:
-    """Finish ``request`` with a JSON body (no-op if the client already left)."""
-    if request.finished or request._disconnected:  # type: ignore[attr-defined]
-        return
-    request.setResponseCode(status)
-    request.setHeader(b"content-type", b"application/json")
-    request.write(json.dumps(body).encode() + b"\n")
-    request.finish()
 
 
 def status_for(error_uri: str) -> int:
@@ -245,19 +230,6 @@ class HealthResource(Resource):
         return NOT_DONE_YET
 
 
-class NotFound(Resource):
-    """Every other path: a JSON 404."""
-
-    isLeaf = True
-
-    def render(self, request: Request) -> bytes:
-        """Answer 404 with a JSON body naming the path."""
-        request.setResponseCode(404)
-        request.setHeader(b"content-type", b"application/json")
-        return json.dumps(error_body("estrom.error.not_found", "no such endpoint; try /api/v0.1/docs?i=<index>&q=<query>",
-                                     part=request.path.decode("utf-8", "replace"))).encode()
-
-
 class Root(Resource):
     """Routes ``/api/v0.1/docs`` and ``/api/v0.1/health``; everything else is a JSON 404."""
 
@@ -273,4 +245,4 @@ class Root(Resource):
             return self.docs
         if segments == [b"api", b"v0.1", b"health"]:
             return self.health
-        return NotFound()
+        return NotFound("no such endpoint; try /api/v0.1/docs?i=<index>&q=<query>")

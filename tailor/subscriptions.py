@@ -60,10 +60,6 @@ class SubscriptionHub:
         """Ids with at least one listener."""
         return [i for i, e in self._entries.items() if e.listeners]
 
-    def listener_count(self) -> int:
-        """How many tails are attached, over all ids."""
-        return sum(len(e.listeners) for e in self._entries.values())
-
     async def acquire(self, subscription_id: str, listener: Listener) -> None:
         """Attach ``listener`` to ``subscription_id``; return once events will reach it."""
         entry = self._entries.setdefault(subscription_id, _Entry())

@@ -53,7 +53,7 @@ from twisted.logger import Logger
 from twisted.web.client import HTTPConnectionPool
 
 from beater.errors import BackendUnavailable, InvalidQuery
-from beater.percolator.mapping import mapping_for_documents
+from beater.percolator.mapping import mapping_for_documents, merge_properties
 from beater.registration import Registration
 
 log = Logger()
@@ -414,7 +414,7 @@ class ElasticsearchPercolator:
             self._ready_indexes.discard(index)
             await self._ensure_index(index)
         else:
-            self._mapped[index] = _merge_properties(self._mapped[index], new)
+            self._mapped[index] = merge_properties(self._mapped[index], new)
         await self._reextract(index)
 
     async def _reextract(self, index: str) -> None:
@@ -461,17 +461,3 @@ class ElasticsearchPercolator:
     def stop(self) -> "Deferred[None]":
         """Close the kept-alive connections; nothing to flush (every write was acknowledged)."""
         return self.pool.closeCachedConnections()
-
-
-def _merge_properties(existing: Mapping[str, Any], new: Mapping[str, Any]) -> Dict[str, Any]:
-    """``existing`` with the ``new`` properties added, object sub-properties merged recursively."""
-    merged = dict(existing)
-    for key, mapping in new.items():
-        old = merged.get(key)
-        if old is not None and "properties" in mapping:
-            combined = dict(old)
-            combined["properties"] = _merge_properties(old.get("properties", {}), mapping["properties"])
-            merged[key] = combined
-        else:
-            merged[key] = mapping
-    return merged

@@ -68,3 +68,20 @@ def _merge_object(obj: Mapping[str, Any], existing: Mapping[str, Any], new: Dict
                 mapped = es_type(item)
                 if mapped is not None:
                     new[key] = mapped
+
+
+def merge_properties(existing: Mapping[str, Any], new: Mapping[str, Any]) -> Dict[str, Any]:
+    """``existing`` with the ``new`` properties added, object sub-properties merged recursively.
+
+    A field already mapped keeps its mapping: as in Elasticsearch, the first value fixes the type.
+    """
+    merged = dict(existing)
+    for key, mapping in new.items():
+        old = merged.get(key)
+        if old is not None and "properties" in mapping:
+            combined = dict(old)
+            combined["properties"] = merge_properties(old.get("properties", {}), mapping["properties"])
+            merged[key] = combined
+        elif old is None:
+            merged[key] = mapping
+    return merged

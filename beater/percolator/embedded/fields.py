@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from beater.percolator.embedded.analysis import analyze_cached
-from beater.percolator.mapping import mapping_for_documents
+from beater.percolator.mapping import mapping_for_documents, merge_properties
 
 TEXT, KEYWORD, LONG, FLOAT, DATE, BOOLEAN, OBJECT = "text", "keyword", "long", "float", "date", "boolean", "object"
 KEYWORD_SUFFIX = ".keyword"
@@ -192,7 +192,7 @@ class FieldModel:
 
     def grow_with(self, new: Mapping[str, Any]) -> List[str]:
         """Merge ``new`` properties into the model; return the paths that were not mapped before."""
-        self.properties = _merge_properties(self.properties, new)
+        self.properties = merge_properties(self.properties, new)
         before = set(self.types)
         self.types = {}
         _flatten_types(self.properties, "", self.types)
@@ -202,19 +202,6 @@ class FieldModel:
     def to_json(self) -> Dict[str, Any]:
         """The properties, as stored."""
         return self.properties
-
-
-def _merge_properties(existing: Mapping[str, Any], new: Mapping[str, Any]) -> Dict[str, Any]:
-    merged = dict(existing)
-    for key, mapping in new.items():
-        old = merged.get(key)
-        if old is not None and "properties" in mapping:
-            combined = dict(old)
-            combined["properties"] = _merge_properties(old.get("properties", {}), mapping["properties"])
-            merged[key] = combined
-        elif old is None:
-            merged[key] = mapping
-    return merged
 
 
 def _flatten_types(properties: Mapping[str, Any], prefix: str, out: Dict[str, str]) -> None:

@@ -27,7 +27,7 @@ Semantics are Elasticsearch 7.17's, checked against a live node:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import re2
 import regex
@@ -548,6 +548,22 @@ def _distinct_choice(window: Sequence[Tuple[int, int, int]], k: int) -> bool:
 
 # --- compiling ---------------------------------------------------------------------------------
 
+def at_least(need: int, total: int, outcomes: Iterable[bool]) -> bool:
+    """Whether at least ``need`` of ``total`` lazily evaluated ``outcomes`` are true, stopping as
+    soon as the answer is known either way (minimum_should_match)."""
+    hits = misses = 0
+    for outcome in outcomes:
+        if outcome:
+            hits += 1
+            if hits >= need:
+                return True
+        else:
+            misses += 1
+            if total - misses < need:
+                return False
+    return False
+
+
 def compile_query(node: ir.Node) -> Predicate:
     """Check ``node`` and return its predicate; raise UnsupportedQuery for what cannot be matched faithfully."""
     compiler = _COMPILERS.get(type(node))
@@ -886,18 +902,7 @@ def _compile_bool(node: ir.Bool) -> Predicate:
             if p(doc):
                 return False
         if need:
-            hits = 0
-            misses = 0
-            for p in optional:
-                if p(doc):
-                    hits += 1
-                    if hits >= need:
-                        return True
-                else:
-                    misses += 1
-                    if total_optional - misses < need:
-                        return False
-            return False
+            return at_least(need, total_optional, (p(doc) for p in optional))
         return True
     return check
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import Counter
+from itertools import chain
 from functools import lru_cache
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple, Union
 
@@ -32,7 +33,7 @@ from beater.percolator.embedded.fields import (
     BOOLEAN, DATE, FLOAT, KEYWORD, LONG, LONG_MAX, LONG_MIN, OBJECT, TEXT, PREFIX_VIEW, AnalysedDoc, parse_number, text_of,
 )
 from beater.percolator.embedded.matcher import (
-    Predicate, _compile_regex, compile_query, positions_match, wildcard_to_regex, query_boolean, query_date_span, query_float, query_long,
+    Predicate, _compile_regex, at_least, compile_query, positions_match, wildcard_to_regex, query_boolean, query_date_span, query_float, query_long,
 )
 from beater.query import ir
 
@@ -95,24 +96,15 @@ def document_keys(doc: AnalysedDoc) -> Set[str]:
     add = keys.add
     star = ir.ANY_FIELD + SEP
     star_prefix = star + PREFIX_MARK
-    for path, postings in doc.tokens.items():
+    # Text tokens (the keys of a field's postings) and keyword values make the same keys.
+    for path, terms in chain(doc.tokens.items(), doc.keywords.items()):
         prefix = path + SEP
         field_prefix = prefix + PREFIX_MARK
-        for token in postings:
-            add(prefix + token)
-            add(star + token)
-            if len(token) >= PREFIX_LENGTH:
-                start = token[:PREFIX_LENGTH]
-                add(field_prefix + start)
-                add(star_prefix + start)
-    for path, values in doc.keywords.items():
-        prefix = path + SEP
-        field_prefix = prefix + PREFIX_MARK
-        for value in values:
-            add(prefix + value)
-            add(star + value)
-            if len(value) >= PREFIX_LENGTH:
-                start = value[:PREFIX_LENGTH]
+        for term in terms:
+            add(prefix + term)
+            add(star + term)
+            if len(term) >= PREFIX_LENGTH:
+                start = term[:PREFIX_LENGTH]
                 add(field_prefix + start)
                 add(star_prefix + start)
     for path, numbers in doc.numbers.items():
@@ -380,19 +372,7 @@ class BoolForm:
                 return False
         need = self.need
         if need:
-            hits = 0
-            misses = 0
-            total = len(self.opt)
-            for f in self.opt:
-                if verify(f, dk, doc):
-                    hits += 1
-                    if hits >= need:
-                        return True
-                else:
-                    misses += 1
-                    if total - misses < need:
-                        return False
-            return False
+            return at_least(need, len(self.opt), (verify(f, dk, doc) for f in self.opt))
         return True
 
 
