@@ -47,6 +47,14 @@ def test_lowercase_is_per_code_point() -> None:
     assert lowercase("ΣΊΣΥΦΟΣ İstanbul") == "σίσυφοσ istanbul"
 
 
+def test_tokens_are_lowercased_per_code_point_in_any_script() -> None:
+    assert standard_tokens("ΣΊΣΥΦΟΣ İstanbul Straße ÉTÉ") == ["σίσυφοσ", "istanbul", "straße", "été"]
+
+
+def test_non_ascii_tokens_longer_than_255_are_cut() -> None:
+    assert [len(t) for t in standard_tokens("é" * 300 + " ok")] == [255, 45, 2]
+
+
 def test_tokens_longer_than_255_are_cut() -> None:
     assert [len(t) for t in standard_tokens("c" * 256 + " " + "d" * 600)] == [255, 1, 255, 255, 90]
 

@@ -44,18 +44,24 @@ def _lower_char(char: str) -> str:
 
 def lowercase(text: str) -> str:
     """Lowercase as Lucene's LowerCaseFilter: code point by code point, no context rules."""
-    if text.isascii():
+    # Python's str.lower differs from the per-code-point mapping only for these two: the final-sigma
+    # rule and the two-character lowercase of U+0130.
+    if text.isascii() or ("\u03a3" not in text and "\u0130" not in text):
         return text.lower()
     return "".join(_lower_char(c) for c in text)
 
 
 def _segments(text: str) -> List[str]:
-    parts = [p for p in _BOUNDARY.split(text) if p]
+    parts = _BOUNDARY.split(text)
     if _HAS_MODIFIER.search(text):
-        parts = [piece for part in parts for piece in _LONE_MODIFIER.split(part) if piece]
+        parts = [piece for part in parts for piece in _LONE_MODIFIER.split(part)]
+    if not _SA_CHAR.search(text):
+        return parts
     merged: List[str] = []
     previous_sa = False
     for part in parts:
+        if not part:
+            continue
         is_sa = bool(_SA_CHAR.search(part)) and bool(_SOUTHEAST_ASIAN.match(part))
         if is_sa and previous_sa:
             merged[-1] += part
@@ -63,6 +69,12 @@ def _segments(text: str) -> List[str]:
             merged.append(part)
         previous_sa = is_sa
     return merged
+
+
+def _is_token(segment: str) -> bool:
+    # str.isalpha (all letters) and isdecimal (all Nd digits) settle most segments without a regex;
+    # whitespace and punctuation segments fall through to the full test.
+    return segment.isalpha() or segment.isdecimal() or (not segment.isspace() and _KEEP.search(segment) is not None)
 
 
 # For ASCII text the UAX#29 rules reduce to this: letters, digits and "_" run together; ':' '.' "'"
@@ -90,15 +102,17 @@ def standard_tokens(text: str) -> List[str]:
 
 def general_tokens(text: str) -> List[str]:
     """:func:`standard_tokens` by the general (any script) path."""
-    tokens: List[str] = []
-    for segment in _segments(text):
-        if not _KEEP.search(segment):
-            continue
-        segment = lowercase(segment)
-        if len(segment) <= MAX_TOKEN_LENGTH:
-            tokens.append(segment)
-        else:
-            tokens.extend(segment[i : i + MAX_TOKEN_LENGTH] for i in range(0, len(segment), MAX_TOKEN_LENGTH))
+    tokens = [segment for segment in _segments(text) if segment and _is_token(segment)]
+    if not tokens:
+        return tokens
+    if "\u03a3" in text or "\u0130" in text:
+        tokens = [lowercase(t) for t in tokens]
+    else:
+        # Lowercasing a whole run of tokens at once (joined by a character no token holds) is
+        # one C call instead of one per token; length-preserving here, so the split is exact.
+        tokens = "\n".join(tokens).lower().split("\n")
+    if any(len(t) > MAX_TOKEN_LENGTH for t in tokens):
+        tokens = [t[i : i + MAX_TOKEN_LENGTH] for t in tokens for i in range(0, len(t), MAX_TOKEN_LENGTH)]
     return tokens
 
 
