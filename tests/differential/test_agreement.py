@@ -4,7 +4,9 @@ The same queries are registered in a fresh Elasticsearch percolator index (built
 exactly as the Elasticsearch backend builds it) and in the embedded percolator's
 synchronous core; the same documents (examples/recentchange.ndjson followed by
 edge_docs.ndjson) are percolated by both; the (document, subscription) match
-sets must be equal.  Queries the embedded side refuses at registration
+sets must be equal.  A second embedded index holds only the queries that name
+their fields, so that it analyses only those fields (no default-field query
+makes it read everything): its answers must be Elasticsearch's too.  Queries the embedded side refuses at registration
 (UnsupportedQuery) are not compared but counted; so are queries Elasticsearch
 itself refuses.
 """
@@ -36,7 +38,7 @@ class Mismatch:
     registration: Registration
     doc_number: int
     document: Mapping[str, Any]
-    matched_by: str  # "elasticsearch" or "embedded"
+    matched_by: str  # "elasticsearch", "embedded" or "embedded (scoped)"
 
     def describe(self) -> str:
         query = self.registration.source if isinstance(self.registration.source, str) else json.dumps(self.registration.source)
@@ -44,7 +46,7 @@ class Mismatch:
         if len(excerpt) > 300:
             excerpt = excerpt[:300] + "..."
         operator = "" if self.registration.default_operator == "or" else f" [default_operator={self.registration.default_operator}]"
-        return f"only {self.matched_by:13} matched  query {query!s}{operator}\n    doc #{self.doc_number}: {excerpt}"
+        return f"only {self.matched_by:17} matched  query {query!s}{operator}\n    doc #{self.doc_number}: {excerpt}"
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Report:
     """What was compared and where the two sides disagree."""
 
     compared: List[Registration] = field(default_factory=list)
+    scoped: int = 0  # queries also compared from an index of fielded queries only
     unsupported: Dict[str, str] = field(default_factory=dict)
     invalid: Dict[str, str] = field(default_factory=dict)
     es_refused: Dict[str, str] = field(default_factory=dict)
@@ -66,7 +69,7 @@ class Report:
         lines = [
             f"differential: {len(self.compared)} queries x {self.documents} documents = {pairs} pairs compared, "
             f"{self.matches} matching pairs (per Elasticsearch), {len(self.mismatches)} mismatches "
-            f"in {len(per_query)} queries",
+            f"in {len(per_query)} queries ({self.scoped} fielded queries also compared from an index of their own)",
             f"  skipped: {len(self.unsupported)} refused by embedded as unsupported, "
             f"{len(self.invalid)} refused by the parser as invalid, {len(self.es_refused)} refused by Elasticsearch",
         ]
@@ -93,6 +96,7 @@ def source_text(source: Any) -> str:
 def compare(es: Es, documents: Sequence[Mapping[str, Any]]) -> Report:
     """Register QUERIES on both sides, percolate ``documents`` on both, collect the differences."""
     from beater.percolator.embedded import QueryIndex
+    from beater.query.reads import fields_read
 
     report = Report(documents=len(documents))
     registrations: Dict[str, Registration] = {}
@@ -120,13 +124,19 @@ def compare(es: Es, documents: Sequence[Mapping[str, Any]]) -> Report:
                 report.unsupported[source_text(registration.source)] = e.message
                 del registrations[sub_id]
         report.compared = list(registrations.values())
+        scoped = QueryIndex()
+        fielded = {sub_id for sub_id, r in registrations.items() if fields_read(r.canonical) is not None}
+        for sub_id in fielded:
+            scoped.add(registrations[sub_id])
+        report.scoped = len(fielded)
 
         for start in range(0, len(documents), BATCH):
             batch = documents[start : start + BATCH]
             es_matches = oracle.percolate(batch)
             embedded_matches = embedded.match_batch(INDEX, [copy.deepcopy(doc) for doc in batch])
+            scoped_matches = scoped.match_batch(INDEX, [copy.deepcopy(doc) for doc in batch])
             assert len(embedded_matches) == len(batch)
-            for offset, (doc, es_ids, emb_ids) in enumerate(zip(batch, es_matches, embedded_matches)):
+            for offset, (doc, es_ids, emb_ids, scoped_ids) in enumerate(zip(batch, es_matches, embedded_matches, scoped_matches)):
                 es_set = {i for i in es_ids if i in registrations}
                 emb_set = {i for i in emb_ids if i in registrations}
                 report.matches += len(es_set)
@@ -134,6 +144,11 @@ def compare(es: Es, documents: Sequence[Mapping[str, Any]]) -> Report:
                     report.mismatches.append(Mismatch(registrations[sub_id], start + offset, doc, "elasticsearch"))
                 for sub_id in sorted(emb_set - es_set):
                     report.mismatches.append(Mismatch(registrations[sub_id], start + offset, doc, "embedded"))
+                es_fielded = es_set & fielded
+                for sub_id in sorted(es_fielded - set(scoped_ids)):
+                    report.mismatches.append(Mismatch(registrations[sub_id], start + offset, doc, "elasticsearch"))
+                for sub_id in sorted(set(scoped_ids) - es_fielded):
+                    report.mismatches.append(Mismatch(registrations[sub_id], start + offset, doc, "embedded (scoped)"))
     finally:
         oracle.delete()
     return report

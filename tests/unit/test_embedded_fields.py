@@ -1,6 +1,6 @@
 """Documents read as Elasticsearch indexes them with first-seen dynamic mappings."""
 
-from beater.percolator.embedded.fields import FieldModel, analyse_document, parse_date
+from beater.percolator.embedded.fields import FieldModel, FieldScope, analyse_document, parse_date
 
 
 def model_for(*docs: dict) -> FieldModel:
@@ -74,3 +74,27 @@ def test_partial_date_rounds_up_time_fields_only() -> None:
 
 def test_date_with_offset_is_utc_millis() -> None:
     assert parse_date("2021-06-15T12:30:00.123+02:00") == 1623753000123
+
+
+def test_a_scope_leaves_unread_fields_unanalysed() -> None:
+    doc = {"title": "big cat", "comment": "long text", "n": 3, "meta": {"domain": "x.org", "uri": "u"}}
+    scoped = analyse_document(doc, model_for(doc), FieldScope.of({"title", "meta.domain"}))
+    assert set(scoped.tokens) == {"title", "meta.domain"} and not scoped.numbers
+
+
+def test_a_scope_reading_an_object_reads_everything_below_it() -> None:
+    doc = {"meta": {"domain": "x.org", "inner": {"n": 1}}, "n": 2}
+    scoped = analyse_document(doc, model_for(doc), FieldScope.of({"meta"}))
+    assert set(scoped.tokens) == {"meta.domain"} and scoped.numbers == {"meta.inner.n": [1]}
+    assert {"meta", "meta.inner", "meta.inner.n"} <= scoped.present
+
+
+def test_a_scope_reading_a_keyword_sub_field_reads_its_parent_value() -> None:
+    doc = {"user": "Bob Smith", "title": "t"}
+    scoped = analyse_document(doc, model_for(doc), FieldScope.of({"user.keyword"}))
+    assert scoped.keywords == {"user.keyword": ["Bob Smith"]} and "title" not in scoped.tokens
+
+
+def test_no_scope_reads_every_field() -> None:
+    doc = {"title": "a", "n": 1}
+    assert set(analyse_document(doc, model_for(doc)).fields_of_type()) == {("title", "text"), ("title.keyword", "keyword"), ("n", "long")}

@@ -161,3 +161,43 @@ def test_conjunction_moves_to_its_rarest_clause_once_documents_are_seen() -> Non
     assert index.match_batch("i", common) == [[]] * len(common)
     assert state.presearcher.indexed[number] == frozenset({key("title", "rare")})
     assert index.match_batch("i", [{"wiki": "wikidatawiki", "title": "rare"}]) == [["q"]]
+
+
+def test_queries_on_fields_no_earlier_query_read_still_match() -> None:
+    index = QueryIndex()
+    index.add("t", "rc", Match("title", "cat"))
+    doc = {"title": "cat", "user": "bob"}
+    assert index.match_batch("rc", [doc]) == [["t"]]
+    index.add("u", "rc", Match("user", "bob"))
+    assert index.match_batch("rc", [doc]) == [["t", "u"]]
+
+
+def test_answers_are_the_same_with_and_without_an_any_field_query() -> None:
+    fielded = QueryIndex()
+    every = QueryIndex()
+    queries = {"t": Match("title", "cat"), "x": Bool(must_not=(Term("user.keyword", "bob"),)), "e": Exists("meta")}
+    for name, node in queries.items():
+        fielded.add(name, "rc", node)
+        every.add(name, "rc", node)
+    every.add("any", "rc", Match(ANY_FIELD, "zzz"))
+    docs = [{"title": "cat", "user": "bob"}, {"user": "ann", "meta": {"n": 1}}, {"comment": "cat"}]
+    assert fielded.match_batch("rc", docs) == every.match_batch("rc", docs) == [["t"], ["e", "x"], ["x"]]
+
+
+def test_a_query_registered_while_a_document_is_analysed_sees_its_fields() -> None:
+    index = QueryIndex()
+    index.add("t", "rc", Match("title", "cat"))
+
+    class Registering(dict):
+        """A document that registers a query on another field while it is being analysed
+        (its fields are read twice: once to grow the field model, then to be analysed)."""
+
+        reads = 0
+
+        def items(self):  # type: ignore[override]
+            self.reads += 1
+            if self.reads == 2:
+                index.add("u", "rc", Match("user", "bob"))
+            return super().items()
+
+    assert index.match_batch("rc", [Registering(title="cat", user="bob")]) == [["t", "u"]]

@@ -24,10 +24,11 @@ import re
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from beater.percolator.embedded.analysis import analyze_cached
 from beater.percolator.mapping import mapping_for_documents, merge_properties
+from beater.query.reads import source_paths
 
 TEXT, KEYWORD, LONG, FLOAT, DATE, BOOLEAN, OBJECT = "text", "keyword", "long", "float", "date", "boolean", "object"
 KEYWORD_SUFFIX = ".keyword"
@@ -293,25 +294,56 @@ def _is_object(value: Any) -> bool:
     return isinstance(value, dict) or (not isinstance(value, (str, int, float, list)) and isinstance(value, Mapping))
 
 
-def analyse_document(document: Mapping[str, Any], model: FieldModel) -> AnalysedDoc:
-    """Read ``document`` as Elasticsearch indexes it with ``model`` (unmappable values left out)."""
+@dataclass(frozen=True)
+class FieldScope:
+    """The fields the stored queries of an index read: the only ones its documents need analysed."""
+
+    whole: FrozenSet[str]  # source paths read, everything below them included
+    walk: FrozenSet[str]  # those and their ancestors (objects to descend into)
+
+    @classmethod
+    def of(cls, fields: Iterable[str]) -> "FieldScope":
+        """The scope of queries reading ``fields`` (``.keyword`` sub-fields are read from their parent)."""
+        whole = source_paths(fields)
+        walk = set(whole)
+        for path in whole:
+            while "." in path:
+                path = path.rsplit(".", 1)[0]
+                walk.add(path)
+        return cls(whole, frozenset(walk))
+
+
+def analyse_document(document: Mapping[str, Any], model: FieldModel, scope: Optional[FieldScope] = None) -> AnalysedDoc:
+    """Read ``document`` as Elasticsearch indexes it with ``model`` (unmappable values left out).
+
+    With a ``scope`` only the fields it names are read; the rest of the document is skipped.
+    """
     doc = AnalysedDoc(types=model.types)
     text_next: Dict[str, int] = {}
     if _is_object(document):
-        _walk(document, "", model.types, doc, text_next)
+        _walk(document, "", model.types, doc, text_next, scope)
     return doc
 
 
-def _walk(obj: Mapping[str, Any], prefix: str, types: Mapping[str, str], doc: AnalysedDoc, text_next: Dict[str, int]) -> None:
+def _walk(
+    obj: Mapping[str, Any], prefix: str, types: Mapping[str, str], doc: AnalysedDoc, text_next: Dict[str, int],
+    scope: Optional[FieldScope],
+) -> None:
     for key, value in obj.items():
         if not isinstance(key, str) or not key or "." in key or key.startswith(INTERNAL_PREFIX):
             continue
         path = prefix + key
+        inner = scope
+        if scope is not None:
+            if path not in scope.walk:
+                continue
+            if path in scope.whole:
+                inner = None
         kind = types.get(path)
         if kind is None:
             continue
         for item in value if isinstance(value, list) else (value,):
-            _add_value(item, path, kind, types, doc, text_next)
+            _add_value(item, path, kind, types, doc, text_next, inner)
 
 
 def _mark_present(path: str, doc: AnalysedDoc) -> None:
@@ -321,16 +353,19 @@ def _mark_present(path: str, doc: AnalysedDoc) -> None:
         doc.present.add(path)
 
 
-def _add_value(item: Any, path: str, kind: str, types: Mapping[str, str], doc: AnalysedDoc, text_next: Dict[str, int]) -> None:
+def _add_value(
+    item: Any, path: str, kind: str, types: Mapping[str, str], doc: AnalysedDoc, text_next: Dict[str, int],
+    scope: Optional[FieldScope] = None,
+) -> None:
     if item is None:
         return
     if isinstance(item, list):  # nested arrays are flattened
         for sub in item:
-            _add_value(sub, path, kind, types, doc, text_next)
+            _add_value(sub, path, kind, types, doc, text_next, scope)
         return
     if kind == OBJECT:
         if _is_object(item):
-            _walk(item, path + ".", types, doc, text_next)
+            _walk(item, path + ".", types, doc, text_next, scope)
         return
     if _is_object(item):
         return

@@ -90,8 +90,13 @@ def literal_prefix(pattern: str) -> str:
     return pattern
 
 
-def document_keys(doc: AnalysedDoc) -> Set[str]:
-    """Every key a query indexed under could need, for this document."""
+def document_keys(doc: AnalysedDoc, any_field: bool = True) -> Set[str]:
+    """Every key a query indexed under could need, for this document.
+
+    Without ``any_field`` (no stored query reads ANY_FIELD) the ``*`` keys are left out.
+    """
+    if not any_field:
+        return _field_keys(doc)
     keys: Set[str] = set()
     add = keys.add
     star = ir.ANY_FIELD + SEP
@@ -121,6 +126,30 @@ def document_keys(doc: AnalysedDoc) -> Set[str]:
         for millis in dates:
             add(key(path, date_term(millis)))
             add(star + date_term(millis))
+    return keys
+
+
+def _field_keys(doc: AnalysedDoc) -> Set[str]:
+    """:func:`document_keys` without the ANY_FIELD keys."""
+    keys: Set[str] = set()
+    add = keys.add
+    for path, terms in chain(doc.tokens.items(), doc.keywords.items()):
+        prefix = path + SEP
+        field_prefix = prefix + PREFIX_MARK
+        for term in terms:
+            add(prefix + term)
+            if len(term) >= PREFIX_LENGTH:
+                add(field_prefix + term[:PREFIX_LENGTH])
+    for path, numbers in doc.numbers.items():
+        kind = doc.types.get(path)
+        for number in numbers:
+            add(key(path, long_term(int(number)) if kind == LONG else float_term(number)))
+    for path, flags in doc.booleans.items():
+        for flag in flags:
+            add(key(path, bool_term(flag)))
+    for path, dates in doc.dates.items():
+        for millis in dates:
+            add(key(path, date_term(millis)))
     return keys
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Union
+from collections import Counter
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set
 
-from beater.percolator.embedded.fields import FieldModel, analyse_document
+from beater.percolator.embedded.fields import FieldModel, FieldScope, analyse_document
 from beater.percolator.embedded.matcher import compile_query
 from beater.percolator.embedded.presearcher import (
     BoolForm, Extractor, Form, Presearcher, compact_form, document_keys, extract_keys, is_exact, range_clause, unmapped_fields, verify,
 )
 from beater.query.ir import Node
+from beater.query.reads import fields_read
 
 ModelListener = Callable[[str, Dict[str, Any]], None]
 REWEIGHT_STEP = 500  # queries re-indexed after each document while statistics changed
@@ -20,11 +21,12 @@ REWEIGHT_STEP = 500  # queries re-indexed after each document while statistics c
 class _Query:
     """A registered query: its id, its tree, and how a candidate document is verified."""
 
-    __slots__ = ("id", "node")
+    __slots__ = ("id", "node", "reads")
 
     def __init__(self, id: str, node: Node) -> None:
         self.id = id
         self.node = node
+        self.reads: Optional[FrozenSet[str]] = fields_read(node)  # None: every field
 
 
 class _IndexState:
@@ -40,6 +42,30 @@ class _IndexState:
         self.ids: List[Optional[str]] = []  # by query number (None once removed)
         self.forms: List[Form] = []  # by query number: how a candidate is verified
         self.pending: List[int] = []  # queries to re-index under rarer keys (see reweight)
+        self.reads: Counter[str] = Counter()  # field -> queries reading it
+        self.reading_every_field = 0  # queries reading ANY_FIELD
+        self._scope: Optional[FieldScope] = None
+        self.scope_version = 0
+
+    def read_by(self, query: _Query, delta: int) -> None:
+        """Count ``query``'s fields in (delta 1) or out (delta -1) of what documents must show."""
+        if query.reads is None:
+            self.reading_every_field += delta
+        else:
+            for name in query.reads:
+                self.reads[name] += delta
+                if self.reads[name] <= 0:
+                    del self.reads[name]
+        self._scope = None
+        self.scope_version += 1
+
+    def scope(self) -> Optional[FieldScope]:
+        """The fields the queries read, None if some query reads every field."""
+        if self.reading_every_field:
+            return None
+        if self._scope is None:
+            self._scope = FieldScope.of(self.reads)
+        return self._scope
 
     def index_query(self, number: int) -> None:
         query = self.queries[number]
@@ -147,7 +173,8 @@ class QueryIndex:
             state = self._state(index)
             number = state.next_number
             state.next_number += 1
-            state.queries[number] = _Query(subscription_id, node)
+            query = state.queries[number] = _Query(subscription_id, node)
+            state.read_by(query, 1)
             state.ids.append(subscription_id)
             state.forms.append(None)
             state.numbers[subscription_id] = number
@@ -164,6 +191,7 @@ class QueryIndex:
             state = self._states[index]
             number = state.numbers.pop(subscription_id)
             query = state.queries.pop(number)
+            state.read_by(query, -1)
             state.ids[number] = None
             state.forms[number] = None
             state.presearcher.remove(number)
@@ -201,13 +229,21 @@ class QueryIndex:
             self.grow_model(index, documents)
             state = self._state(index)
             model = state.model
+            version = state.scope_version
+            scope = state.scope()
         results: List[List[str]] = []
         for document in documents:
-            doc = analyse_document(document, model)
-            dk = document_keys(doc)
-            issuperset = dk.issuperset
-            isdisjoint = dk.isdisjoint
+            doc = analyse_document(document, model, scope)
+            dk = document_keys(doc, any_field=scope is None)
             with lock:
+                if state.scope_version != version:
+                    # A query registered meanwhile may read fields this document was analysed without.
+                    version = state.scope_version
+                    scope = state.scope()
+                    doc = analyse_document(document, model, scope)
+                    dk = document_keys(doc, any_field=scope is None)
+                issuperset = dk.issuperset
+                isdisjoint = dk.isdisjoint
                 ids = state.ids
                 forms = state.forms
                 presearcher = state.presearcher
