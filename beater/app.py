@@ -75,7 +75,7 @@ def make_beater(settings: Settings, reactor: Any = None) -> BeaterApp:
         delay=settings.batch_delay_ms / 1000.0,
     )
     beater = Beater(percolator, pipeline)
-    component = service_component(settings.router_url, contract.ROLE_BEATER, settings.ticket(contract.ROLE_BEATER))
+    component = service_component(settings.router_url, contract.ROLE_BEATER, settings.ticket(contract.ROLE_BEATER), settings.service_transport)
     wamp.attach(component, beater, holder, listeners)
 
     def router_ready() -> bool:

@@ -40,6 +40,11 @@ class Option:
 
 OPTIONS = (
     Option("router_url", "ws://127.0.0.1:8080/ws", "WebSocket URL of the WAMP router"),
+    Option(
+        "service_transport", "rawsocket",
+        "how the Beater and Tailor reach the router: rawsocket (WAMP over plain TCP on the router's port; "
+        "less work per message) or websocket",
+    ),
     Option("tailor_host", "127.0.0.1", "interface the Tailor's HTTP API listens on"),
     Option("tailor_port", "8000", "port of the Tailor's HTTP API"),
     Option("beater_host", "127.0.0.1", "interface the Beater's HTTP ingest API listens on"),
@@ -59,6 +64,7 @@ class Settings:
     """Resolved settings of one estrom process."""
 
     router_url: str = "ws://127.0.0.1:8080/ws"
+    service_transport: str = "rawsocket"
     tailor_host: str = "127.0.0.1"
     tailor_port: int = 8000
     beater_host: str = "127.0.0.1"
@@ -107,8 +113,11 @@ def resolve(args: Optional[argparse.Namespace] = None, environ: Mapping[str, str
     data_dir = Path(raw["data_dir"]).expanduser().resolve()
     if raw["percolator"] not in ("embedded", "elasticsearch"):
         raise SystemExit(f"estrom: --percolator must be 'embedded' or 'elasticsearch', not {raw['percolator']!r}")
+    if raw["service_transport"] not in ("rawsocket", "websocket"):
+        raise SystemExit(f"estrom: --service-transport must be 'rawsocket' or 'websocket', not {raw['service_transport']!r}")
     return Settings(
         router_url=raw["router_url"],
+        service_transport=raw["service_transport"],
         tailor_host=raw["tailor_host"],
         tailor_port=_int(raw, "tailor_port"),
         beater_host=raw["beater_host"],

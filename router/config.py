@@ -1,8 +1,11 @@
 """The Crossbar configuration estrom runs: ``.crossbar/config.json`` with the chosen endpoint.
 
 The file in the repository is the source of truth for realm, roles and
-permissions.  Only the listening interface, port and WebSocket path change per
-deployment, so they are substituted here; the service tickets stay out of
+permissions.  Its one transport is Crossbar's "universal" kind: on one port it
+takes WAMP over RawSocket (estrom's own services), WebSocket at ``/ws`` (every
+WAMP client) and plain HTTP (a JSON page at ``/``).  Only the listening
+interface, port and WebSocket path change per deployment, so they are
+substituted here; the service tickets stay out of
 every file and reach Crossbar through ``${ESTROM_*_TICKET}`` variables that its
 static ticket authenticator reads.
 """
@@ -31,7 +34,7 @@ def render(template: Dict[str, Any], host: str, port: int, ws_path: str) -> Dict
     config = copy.deepcopy(template)
     transport = config["workers"][0]["transports"][0]
     transport["endpoint"] = {"type": "tcp", "interface": host, "port": port}
-    paths = transport["paths"]
+    paths = transport["websocket"]
     ws = paths.pop("ws")
     paths[ws_path] = ws
     return config

@@ -49,7 +49,7 @@ def make_tailor(settings: Settings, reactor: Any = None) -> TailorApp:
         reactor = default_reactor
     holder = SessionHolder()
     hub = SubscriptionHub()
-    component = service_component(settings.router_url, contract.ROLE_TAILOR, settings.ticket(contract.ROLE_TAILOR))
+    component = service_component(settings.router_url, contract.ROLE_TAILOR, settings.ticket(contract.ROLE_TAILOR), settings.service_transport)
     holder.attach(component)
 
     @component.on_join

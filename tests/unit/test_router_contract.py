@@ -31,12 +31,19 @@ def test_only_the_beater_publishes_documents() -> None:
 
 def test_service_tickets_come_from_the_environment() -> None:
     """No ticket is written in the configuration: each is a ${ESTROM_*_TICKET} reference (the only form Crossbar substitutes)."""
-    ws = config.load_template()["workers"][0]["transports"][0]["paths"]["ws"]
-    principals = ws["auth"]["ticket"]["principals"]
-    assert {p: v["ticket"] for p, v in principals.items()} == {
-        "beater": "${ESTROM_BEATER_TICKET}",
-        "tailor": "${ESTROM_TAILOR_TICKET}",
-    }
+    transport = config.load_template()["workers"][0]["transports"][0]
+    for listener in (transport["websocket"]["ws"], transport["rawsocket"]):
+        principals = listener["auth"]["ticket"]["principals"]
+        assert {p: v["ticket"] for p, v in principals.items()} == {
+            "beater": "${ESTROM_BEATER_TICKET}",
+            "tailor": "${ESTROM_TAILOR_TICKET}",
+        }
+
+
+def test_rawsocket_and_websocket_authenticate_alike() -> None:
+    """Services may use either transport; neither gives anyone more than the other."""
+    transport = config.load_template()["workers"][0]["transports"][0]
+    assert transport["rawsocket"]["auth"] == transport["websocket"]["ws"]["auth"]
 
 
 def test_render_moves_endpoint_and_path_only() -> None:
@@ -45,5 +52,5 @@ def test_render_moves_endpoint_and_path_only() -> None:
     rendered = config.render(template, "0.0.0.0", 9999, "wamp")
     transport = rendered["workers"][0]["transports"][0]
     assert transport["endpoint"] == {"type": "tcp", "interface": "0.0.0.0", "port": 9999}
-    assert "wamp" in transport["paths"] and "ws" not in transport["paths"]
+    assert "wamp" in transport["websocket"] and "ws" not in transport["websocket"]
     assert rendered["workers"][0]["realms"] == template["workers"][0]["realms"]
