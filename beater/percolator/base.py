@@ -21,6 +21,10 @@ class Percolator(Protocol):
     """Stores registered queries and matches documents against them."""
 
     name: str
+    incremental: bool
+    """True if matching a few documents at a time costs no more per document than a whole batch
+    (an in-process backend): the pipeline then publishes the hits of each slice of a batch as soon as
+    that slice is matched.  False for a remote backend, where every call pays a round trip."""
 
     def start(self) -> "Deferred[None]":
         """Load stored registrations (they survive restarts) and get ready to percolate."""

@@ -187,6 +187,7 @@ class ElasticsearchPercolator:
     """Percolator backend on an Elasticsearch (7.17, 8.x, 9.x) or OpenSearch 2.x cluster."""
 
     name = "elasticsearch"
+    incremental = False
 
     def __init__(
         self,

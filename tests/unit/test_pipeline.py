@@ -118,3 +118,63 @@ def test_group_by_subscription_keeps_document_order() -> None:
     hits = [{"n": 1}, {"n": 2}, {"n": 3}]
     grouped = group_by_subscription(hits, [["x"], [], ["x", "y"]])
     assert grouped == {"x": [{"n": 1}, {"n": 3}], "y": [{"n": 3}]}
+
+
+class TimedPercolator(WordPercolator):
+    """An in-process percolator that takes ``cost`` seconds of the clock per document."""
+
+    incremental = True
+
+    def __init__(self, words: Sequence[str], clock: Clock, cost: float, log: List[str]) -> None:
+        super().__init__(words)
+        self.clock = clock
+        self.cost = cost
+        self.log = log
+
+    def percolate(self, index: str, documents: Sequence[Mapping[str, Any]]) -> "Deferred[List[List[str]]]":
+        self.log.append(f"match {len(documents)}")
+        self.clock.advance(self.cost * len(documents))
+        return super().percolate(index, documents)
+
+
+class SlicingTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.log: List[str] = []
+
+        async def publish(sub_id: str, hits: List[Any]) -> None:
+            self.log.append(f"publish {sub_id} {len(hits)}")
+
+        self.publish = publish
+
+    def run_batches(self, percolator: WordPercolator, *batches: List[Incoming]) -> None:
+        pipeline = Pipeline(percolator, self.publish, Sequencer(None), self.clock, batch_size=100, slice_seconds=0.002)
+        for batch in batches:
+            d = pipeline.submit("i", batch)
+            while not d.called:
+                self.clock.advance(0)
+            self.successResultOf(d)
+
+    def test_an_in_process_percolator_publishes_each_slice_before_matching_the_next(self) -> None:
+        """After the first batch has shown the cost per document, batches are cut into ~2 ms slices."""
+        percolator = TimedPercolator(["a"], self.clock, cost=0.0005, log=self.log)
+        self.run_batches(percolator, docs(*["a"] * 8), docs(*["a"] * 8))
+        self.assertEqual(self.log, ["match 8", "publish a 8", "match 4", "publish a 4", "match 4", "publish a 4"])
+
+    def test_a_remote_percolator_gets_the_whole_batch_in_one_call(self) -> None:
+        percolator = TimedPercolator(["a"], self.clock, cost=0.0005, log=self.log)
+        percolator.incremental = False
+        self.run_batches(percolator, docs(*["a"] * 8), docs(*["a"] * 8))
+        self.assertEqual([entry for entry in self.log if entry.startswith("match")], ["match 8", "match 8"])
+
+    def test_sliced_hits_keep_document_order_and_sequence_numbers(self) -> None:
+        percolator = TimedPercolator(["a"], self.clock, cost=0.001, log=self.log)
+        seen: List[int] = []
+
+        async def publish(sub_id: str, hits: List[Any]) -> None:
+            seen.extend(hit["_seq"] for hit in hits)
+
+        self.publish = publish
+        self.run_batches(percolator, docs("a", "a"), docs(*["a"] * 5))
+        self.assertEqual(self.log, ["match 2", "match 2", "match 2", "match 1"])
+        self.assertEqual(seen, list(range(seen[0], seen[0] + 7)))

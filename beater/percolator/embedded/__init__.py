@@ -37,6 +37,7 @@ class EmbeddedPercolator:
     """In-process percolator with Elasticsearch 7.17 percolator semantics."""
 
     name = "embedded"
+    incremental = True
 
     def __init__(self, path: Path, reactor: Any = None) -> None:
         """``path`` is the sqlite file (created with its directories at start); ``reactor`` enables threads."""
