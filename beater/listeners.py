@@ -11,7 +11,12 @@ Two rules keep this from ever losing a document:
 * A registration or lookup marks its id *expected* for a grace period: a client
   subscribes right after registering, and the router sends the meta event
   after it has acknowledged the subscription, so a document posted in between
-  must still be published.
+  must still be published.  The expectation ends when the subscription shows
+  up (the live set covers it from then on) or after ``EXPECT_GRACE_S``: a
+  register call is followed by its subscribe within milliseconds, and
+  publishing for minutes to ids nobody came for (a client registering a
+  thousand queries to tail ten) cost the router and the Beater most of their
+  time.
 * Until the set is known (before the first join completes, after a leave),
   or while any prefix/wildcard subscription covers ``docs-for-*``, every
   topic is published.
@@ -24,7 +29,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Set
 
 from router import contract
 
-EXPECT_GRACE_S = 120.0
+EXPECT_GRACE_S = 10.0
 
 
 def subscription_id_of(uri: Any) -> Optional[str]:
@@ -81,6 +86,7 @@ class Listeners:
             return
         estrom_id = subscription_id_of(uri) if match == "exact" else None
         if estrom_id is not None and router_id not in self._live:
+            self._expected.pop(estrom_id, None)
             self._live[router_id] = estrom_id
             self._live_ids[estrom_id] = self._live_ids.get(estrom_id, 0) + 1
 

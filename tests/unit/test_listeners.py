@@ -48,6 +48,14 @@ def test_a_registered_id_is_published_during_the_grace_period_before_its_meta_ev
     assert not listeners.wants("abc")
 
 
+def test_an_expectation_ends_when_its_subscription_comes_and_goes() -> None:
+    listeners = known(Clock())
+    listeners.expect("abc")
+    listeners.created({"id": 7, "uri": "docs-for-abc", "match": "exact"})
+    listeners.deleted(7)
+    assert not listeners.wants("abc")
+
+
 def test_a_prefix_subscription_covering_docs_topics_publishes_everything() -> None:
     listeners = known(Clock())
     listeners.created({"id": 9, "uri": "docs-for-", "match": "prefix"})
