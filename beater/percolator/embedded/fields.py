@@ -28,10 +28,9 @@ from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequ
 
 from beater.percolator.embedded.analysis import analyze_cached
 from beater.percolator.mapping import mapping_for_documents, merge_properties
-from beater.query.reads import source_paths
+from beater.query.reads import KEYWORD_SUFFIX, source_paths
 
 TEXT, KEYWORD, LONG, FLOAT, DATE, BOOLEAN, OBJECT = "text", "keyword", "long", "float", "date", "boolean", "object"
-KEYWORD_SUFFIX = ".keyword"
 IGNORE_ABOVE = 256
 POSITION_GAP = 100
 PREFIX_VIEW = 3  # AnalysedDoc.prefix_view groups terms by this many first characters

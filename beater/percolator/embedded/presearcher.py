@@ -130,7 +130,12 @@ def document_keys(doc: AnalysedDoc, any_field: bool = True) -> Set[str]:
 
 
 def _field_keys(doc: AnalysedDoc) -> Set[str]:
-    """:func:`document_keys` without the ANY_FIELD keys."""
+    """:func:`document_keys` without the ANY_FIELD keys.
+
+    The same loops without the ``*`` twin of each key: deriving the twins from these keys
+    afterwards, or branching per term, made document_keys half again as slow, and it runs
+    for every document.
+    """
     keys: Set[str] = set()
     add = keys.add
     for path, terms in chain(doc.tokens.items(), doc.keywords.items()):
