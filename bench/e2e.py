@@ -117,18 +117,20 @@ class Bench:
             await task.deferLater(reactor, 0.1, lambda: None)
         raise SystemExit("estrom never became healthy")
 
-    def post_now(self, lines: List[str]) -> None:
-        """POST NDJSON on this thread's kept-alive connection, stamping the send time last.
+    def post_now(self, lines: List[str]) -> float:
+        """POST NDJSON on this thread's kept-alive connection, stamping the send time last; return
+        the seconds until the answer (the Beater answers once the batch is matched and published).
 
         A plain blocking client in a thread: treq's body producer and the feeding reactor's
         other work delayed the actual send by several milliseconds after the stamp."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = http.client.HTTPConnection("127.0.0.1", self.beater_port, timeout=60)
-        now = repr(time.time())
-        body = "\n".join(line.replace('"bench_sent":0', '"bench_sent":' + now) for line in lines).encode()
+        sent = time.time()
+        body = "\n".join(line.replace('"bench_sent":0', '"bench_sent":' + repr(sent)) for line in lines).encode()
         conn.request("POST", "/api/v0.1/beat/bench", body=body, headers={"content-type": "application/x-ndjson"})
         conn.getresponse().read()
+        return time.time() - sent
 
     async def start_tails(self) -> None:
         """Start bench/tails.py and collect the hit ages it prints."""
@@ -239,8 +241,9 @@ class Bench:
                 pending.append(threads.deferToThread(self.post_now, batch))
                 next_at += tick
                 await task.deferLater(reactor, max(0.0, next_at - time.monotonic()), lambda: None)
-            await DeferredList(pending)
+            answered = await DeferredList(pending)
             elapsed = time.monotonic() - t0
+            post_s = [seconds for ok, seconds in answered if ok]
             await task.deferLater(reactor, 1.0, lambda: None)  # let the last hits arrive
             delivered = self.http_count - before
             if not measured:
@@ -253,11 +256,15 @@ class Bench:
             self.figures[f"{key}_http_p99_ms"] = round(percentile(self.http_lat, 99) * 1000, 2)
             self.figures[f"{key}_wamp_p50_ms"] = round(percentile(self.wamp_lat, 50) * 1000, 2)
             self.figures[f"{key}_wamp_p99_ms"] = round(percentile(self.wamp_lat, 99) * 1000, 2)
+            self.figures[f"{key}_post_p50_ms"] = round(percentile(post_s, 50) * 1000, 2)
+            self.figures[f"{key}_post_p99_ms"] = round(percentile(post_s, 99) * 1000, 2)
             raw99 = self.figures["raw_p99_ms"]
             self.figures[f"{key}_http_p99_vs_raw"] = round(self.figures[f"{key}_http_p99_ms"] / raw99, 2) if raw99 else None
             print(f"rate {rate}/s: posted {posted} in {elapsed:.1f} s, {delivered} hits to {a.tails} HTTP tails "
                   f"({delivered / elapsed:.0f}/s); HTTP p50 {self.figures[f'{key}_http_p50_ms']} ms p99 {self.figures[f'{key}_http_p99_ms']} ms; "
-                  f"WAMP p50 {self.figures[f'{key}_wamp_p50_ms']} ms p99 {self.figures[f'{key}_wamp_p99_ms']} ms", flush=True)
+                  f"WAMP p50 {self.figures[f'{key}_wamp_p50_ms']} ms p99 {self.figures[f'{key}_wamp_p99_ms']} ms; "
+                  f"POST answered p50 {self.figures[f'{key}_post_p50_ms']} ms p99 {self.figures[f'{key}_post_p99_ms']} ms "
+                  f"({per_tick} per POST)", flush=True)
 
 
 def main() -> None:
@@ -266,7 +273,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--tails", type=int, default=100)
     parser.add_argument("--wamp-topics", type=int, default=10)
-    parser.add_argument("--rates", default="200,1000,5000")
+    parser.add_argument("--rates", default="50,200,1000,5000",
+                        help="docs/s, one POST every 20 ms (50/s: one document per POST, the path's floor)")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--warmup-rate", type=int, default=500, help="docs/s of the unmeasured warm-up feed")
     parser.add_argument("--warmup-seconds", type=float, default=4.0, help="0 to skip the warm-up")
