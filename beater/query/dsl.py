@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
+from dataclasses import replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from beater.errors import InvalidQuery, UnsupportedQuery
@@ -30,6 +31,7 @@ from beater.query.ir import (
     Wildcard,
 )
 from beater.query.lucene import MAX_DEPTH, parse_lucene
+from beater.query.simple import ALL, Fields as SimpleFields, parse_flags, parse_simple
 
 _IGNORED = {"boost", "_name"}  # only affect scoring / naming, never which documents match
 
@@ -93,6 +95,7 @@ class _DslParser:
             "match_all": self.match_all,
             "match_none": self.match_none,
             "query_string": self.query_string,
+            "simple_query_string": self.simple_query_string,
             "constant_score": self.constant_score,
             "dis_max": self.dis_max,
         }
@@ -302,6 +305,57 @@ class _DslParser:
         elif body.get("lenient") is False:
             raise UnsupportedQuery("query_string lenient false on all fields is not supported", part="lenient")
         return parse_lucene(body["query"], _operator("query_string", body.get("default_operator", "or")), field)
+
+    def simple_query_string(self, body: Any) -> Node:
+        if not isinstance(body, Mapping) or not isinstance(body.get("query"), str):
+            raise InvalidQuery("simple_query_string needs a query string", part=_show(body))
+        self.check_keys(
+            "simple_query_string", body,
+            {"query", "fields", "default_operator", "analyzer", "flags", "lenient", "minimum_should_match",
+             "analyze_wildcard", "auto_generate_synonyms_phrase_query", "fuzzy_max_expansions",
+             "fuzzy_prefix_length", "fuzzy_transpositions", "quote_field_suffix", "boost", "_name"},
+        )
+        _standard_only("simple_query_string", body)
+        if body.get("analyze_wildcard") is True:
+            raise UnsupportedQuery("simple_query_string analyze_wildcard is not supported", part="analyze_wildcard")
+        if body.get("quote_field_suffix"):
+            raise UnsupportedQuery("simple_query_string quote_field_suffix is not supported", part="quote_field_suffix")
+        fields = body.get("fields", [ANY_FIELD])
+        if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
+            raise InvalidQuery("simple_query_string fields must be a list of field names", part=_show(fields))
+        names = tuple(dict.fromkeys(f.split("^", 1)[0] for f in fields))  # per-field boosts only score
+        for name in names:
+            if name != ANY_FIELD:
+                _check_field("simple_query_string", name)
+        if names != (ANY_FIELD,) and body.get("lenient") is True:
+            raise UnsupportedQuery("simple_query_string lenient on concrete fields is not supported", part="lenient")
+        if names == (ANY_FIELD,) and body.get("lenient") is False:
+            raise UnsupportedQuery("simple_query_string lenient false on all fields is not supported", part="lenient")
+        flags = body.get("flags", "ALL")
+        if isinstance(flags, int) and not isinstance(flags, bool) and flags == ALL:
+            flags = "ALL"
+        if not isinstance(flags, str):
+            raise UnsupportedQuery("simple_query_string flags must be names such as 'OR|AND|PREFIX'", part=_show(flags))
+        transpositions = body.get("fuzzy_transpositions", True)
+        if not isinstance(transpositions, bool):
+            raise InvalidQuery("fuzzy_transpositions must be a boolean", part=_show(transpositions))
+        how = SimpleFields(
+            names,
+            default_operator=_operator("simple_query_string", body.get("default_operator", "or")),
+            fuzzy_prefix_length=_non_negative_int("fuzzy_prefix_length", body.get("fuzzy_prefix_length", 0)),
+            fuzzy_transpositions=transpositions,
+        )
+        node, combined = parse_simple(body["query"], how, parse_flags(flags))
+        msm = body.get("minimum_should_match")
+        if msm is None:
+            return node
+        if isinstance(msm, bool) or not isinstance(msm, (int, str)):
+            raise InvalidQuery(f"bad minimum_should_match {msm!r}", part=repr(msm))
+        if not combined or not isinstance(node, Bool):
+            raise UnsupportedQuery("simple_query_string minimum_should_match on a single clause is not supported",
+                                   part=str(msm))
+        count = resolve_minimum_should_match(len(node.should), msm)
+        return replace(node, minimum_should_match=count) if count > 0 else node
 
     # term level ----------------------------------------------------------------
     def term(self, body: Any) -> Node:

@@ -209,7 +209,7 @@ def is_keyword_field(field: str) -> bool:
     return field == "keyword" or field.endswith(".keyword")
 
 
-def _normalised(field: str, value: str) -> str:
+def normalised_term(field: str, value: str) -> str:
     """What query_string's normaliser makes of a wildcard/prefix/fuzzy term on a concrete field.
 
     Text fields lowercase it (the standard analyzer's normaliser); keyword sub-fields keep it.
@@ -448,9 +448,9 @@ class _Parser:
         if tok.kind == "STAR" or (tok.kind == "WILDTERM" and image == "*"):
             return MatchAll() if field == ANY_FIELD else Exists(field)
         if tok.kind == "WILDTERM":
-            return Wildcard(field, _normalised(field, image))
+            return Wildcard(field, normalised_term(field, image))
         if tok.kind == "PREFIXTERM":
-            return Prefix(field, _normalised(field, discard_escape_char(image[:-1], tok.pos)))
+            return Prefix(field, normalised_term(field, discard_escape_char(image[:-1], tok.pos)))
         if tok.kind == "REGEXPTERM":
             return Regexp(field, image[1:-1])  # regexps are not normalised (checked)
         text = discard_escape_char(image, tok.pos)
@@ -459,7 +459,7 @@ class _Parser:
                 fuzziness = "AUTO"
             else:
                 fuzziness = str(min(2, int(float(slop.image[1:]))))
-            return Fuzzy(field, _normalised(field, text), fuzziness=fuzziness)
+            return Fuzzy(field, normalised_term(field, text), fuzziness=fuzziness)
         return self.field_query(field, text, tok)
 
     def field_query(self, field: str, text: str, tok: _Tok) -> Optional[Node]:
@@ -508,7 +508,7 @@ def _range_normalised(field: str, bound: Optional[str]) -> Optional[str]:
     # literal may be meant for a number/date/boolean field, which parses it case-sensitively
     if bound is None or any(c.isdigit() for c in bound) or bound.lower() in ("true", "false"):
         return bound
-    return _normalised(field, bound)
+    return normalised_term(field, bound)
 
 
 def _boolean(clauses: List[Tuple[str, Node]]) -> Optional[Node]:
@@ -539,4 +539,7 @@ def parse_lucene(text: str, default_operator: str = "or", default_field: str = A
         return _Parser(text, operator, default_field).parse()
 
 
-__all__ = ["MAX_CLAUSES", "MAX_DEPTH", "discard_escape_char", "has_tokens", "is_keyword_field", "is_single_token", "java_lower", "parse_lucene"]
+__all__ = [
+    "MAX_CLAUSES", "MAX_DEPTH", "discard_escape_char", "has_tokens", "is_keyword_field", "is_single_token", "java_lower",
+    "normalised_term", "parse_lucene",
+]

@@ -89,7 +89,7 @@ def test_ids_is_unsupported_by_name():
         parse_dsl({"ids": {"values": ["1"]}})
 
 
-@pytest.mark.parametrize("query", [{"script": {}}, {"geo_distance": {}}, {"nested": {}}, {"simple_query_string": {"query": "a"}}])
+@pytest.mark.parametrize("query", [{"script": {}}, {"geo_distance": {}}, {"nested": {}}])
 def test_unknown_constructs_are_unsupported_by_name(query):
     with pytest.raises(UnsupportedQuery, match=next(iter(query))):
         parse_dsl(query)
