@@ -106,7 +106,10 @@ class _DslParser:
             raise InvalidQuery("a query must be an object with exactly one query type", part=_show(obj))
         (kind, body), = obj.items()
         if kind == "ids":
-            raise UnsupportedQuery("the ids query is not supported (a percolated document has no id)", part="ids")
+            # Checked on 7.17: the percolator gives every percolated document the id "_temp_id", so an
+            # ids query there selects all documents or none; refusing says so instead of pretending.
+            raise UnsupportedQuery("the ids query is not supported: Elasticsearch's percolator gives every "
+                                   "percolated document the id _temp_id, so ids cannot select documents", part="ids")
         handler = self.handlers.get(kind)
         if handler is None:
             raise UnsupportedQuery(f"the {kind} query is not supported", part=str(kind))
