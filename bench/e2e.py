@@ -22,9 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import http.client
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -35,7 +33,7 @@ import treq  # noqa: E402
 from autobahn.twisted.component import Component  # noqa: E402
 from autobahn.wamp.types import PublishOptions  # noqa: E402
 from twisted.internet import protocol, reactor, task, threads  # noqa: E402
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred  # noqa: E402
+from twisted.internet.defer import Deferred, ensureDeferred  # noqa: E402
 
 from bench.workload import load_documents, e2e_queries  # noqa: E402
 from beater.listeners import EXPECT_GRACE_S  # noqa: E402
@@ -66,7 +64,6 @@ class Bench:
         self.http_count = 0
         self.wamp_hits = 0
         self.figures: Dict[str, Any] = {}
-        self._local = threading.local()
 
     def start_estrom(self) -> None:
         exe = Path(sys.executable).with_name("estrom")
@@ -117,20 +114,17 @@ class Bench:
             await task.deferLater(reactor, 0.1, lambda: None)
         raise SystemExit("estrom never became healthy")
 
-    def post_now(self, lines: List[str]) -> float:
-        """POST NDJSON on this thread's kept-alive connection, stamping the send time last; return
-        the seconds until the answer (the Beater answers once the batch is matched and published).
-
-        A plain blocking client in a thread: treq's body producer and the feeding reactor's
-        other work delayed the actual send by several milliseconds after the stamp."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = http.client.HTTPConnection("127.0.0.1", self.beater_port, timeout=60)
-        sent = time.time()
-        body = "\n".join(line.replace('"bench_sent":0', '"bench_sent":' + repr(sent)) for line in lines).encode()
-        conn.request("POST", "/api/v0.1/beat/bench", body=body, headers={"content-type": "application/x-ndjson"})
-        conn.getresponse().read()
-        return time.time() - sent
+    def feed(self, rate: int, seconds: float, first: int) -> Dict[str, Any]:
+        """Run bench/feeder.py for one rate (blocking: call it in a thread); its figures."""
+        script = str(Path(__file__).with_name("feeder.py"))
+        done = subprocess.run(
+            [sys.executable, script, f"http://127.0.0.1:{self.beater_port}", "bench", str(rate), str(seconds),
+             str(self.args.post_interval_ms), str(first)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"bench/feeder.py failed (exit {done.returncode})")
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
     async def start_tails(self) -> None:
         """Start bench/tails.py and collect the hit ages it prints."""
@@ -225,25 +219,16 @@ class Bench:
         for rate, seconds, measured in phases:
             self.http_lat.clear()
             self.wamp_lat.clear()
+            self.raw_lat.clear()
+            # The bare router again, under this load: what Crossbar alone gives while estrom runs.
+            probe = ensureDeferred(self.raw_crossbar(beater_session, count=int(seconds * a.raw_probe_rate),
+                                                     rate=a.raw_probe_rate)) if measured and a.raw_probe_rate > 0 else None
             before = self.http_count
-            tick = 0.02
-            per_tick = max(1, round(rate * tick))
-            posted = 0
-            pending: List[Deferred[Any]] = []
-            t0 = time.monotonic()
-            next_at = t0
-            while time.monotonic() - t0 < seconds:
-                batch = []
-                for _ in range(per_tick):
-                    batch.append(json.dumps(dict(docs[position % len(docs)], bench_sent=0), separators=(",", ":")))
-                    position += 1
-                posted += len(batch)
-                pending.append(threads.deferToThread(self.post_now, batch))
-                next_at += tick
-                await task.deferLater(reactor, max(0.0, next_at - time.monotonic()), lambda: None)
-            answered = await DeferredList(pending)
-            elapsed = time.monotonic() - t0
-            post_s = [seconds for ok, seconds in answered if ok]
+            fed = await threads.deferToThread(self.feed, rate, seconds, position)
+            position += fed["posted"]
+            posted, elapsed, post_s, per_tick = fed["posted"], fed["seconds"], fed["answers"], fed["per_post"]
+            if probe is not None:
+                await probe
             await task.deferLater(reactor, 1.0, lambda: None)  # let the last hits arrive
             delivered = self.http_count - before
             if not measured:
@@ -258,6 +243,11 @@ class Bench:
             self.figures[f"{key}_wamp_p99_ms"] = round(percentile(self.wamp_lat, 99) * 1000, 2)
             self.figures[f"{key}_post_p50_ms"] = round(percentile(post_s, 50) * 1000, 2)
             self.figures[f"{key}_post_p99_ms"] = round(percentile(post_s, 99) * 1000, 2)
+            if probe is not None:
+                self.figures[f"{key}_raw_p50_ms"] = round(percentile(self.raw_lat, 50) * 1000, 2)
+                self.figures[f"{key}_raw_p99_ms"] = round(percentile(self.raw_lat, 99) * 1000, 2)
+                loaded99 = self.figures[f"{key}_raw_p99_ms"]
+                self.figures[f"{key}_http_p99_vs_loaded_raw"] = round(self.figures[f"{key}_http_p99_ms"] / loaded99, 2) if loaded99 else None
             raw99 = self.figures["raw_p99_ms"]
             self.figures[f"{key}_http_p99_vs_raw"] = round(self.figures[f"{key}_http_p99_ms"] / raw99, 2) if raw99 else None
             print(f"rate {rate}/s: posted {posted} in {elapsed:.1f} s, {delivered} hits to {a.tails} HTTP tails "
@@ -265,6 +255,9 @@ class Bench:
                   f"WAMP p50 {self.figures[f'{key}_wamp_p50_ms']} ms p99 {self.figures[f'{key}_wamp_p99_ms']} ms; "
                   f"POST answered p50 {self.figures[f'{key}_post_p50_ms']} ms p99 {self.figures[f'{key}_post_p99_ms']} ms "
                   f"({per_tick} per POST)", flush=True)
+            if probe is not None:
+                print(f"  raw crossbar under this load ({a.raw_probe_rate}/s): p50 {self.figures[f'{key}_raw_p50_ms']} ms "
+                      f"p99 {self.figures[f'{key}_raw_p99_ms']} ms", flush=True)
 
 
 def main() -> None:
@@ -276,6 +269,10 @@ def main() -> None:
     parser.add_argument("--rates", default="50,200,1000,5000",
                         help="docs/s, one POST every 20 ms (50/s: one document per POST, the path's floor)")
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--post-interval-ms", type=float, default=20.0,
+                        help="one POST of rate x interval documents every this many ms")
+    parser.add_argument("--raw-probe-rate", type=int, default=100,
+                        help="raw publishes/s sent through the router during each measured rate (0: none)")
     parser.add_argument("--warmup-rate", type=int, default=500, help="docs/s of the unmeasured warm-up feed")
     parser.add_argument("--warmup-seconds", type=float, default=4.0, help="0 to skip the warm-up")
     args = parser.parse_args()
