@@ -33,7 +33,7 @@ from beater.percolator.embedded.fields import (
     BOOLEAN, DATE, FLOAT, KEYWORD, LONG, LONG_MAX, LONG_MIN, OBJECT, TEXT, PREFIX_VIEW, AnalysedDoc, parse_number, text_of,
 )
 from beater.percolator.embedded.matcher import (
-    Predicate, _compile_regex, at_least, compile_query, positions_match, wildcard_to_regex, query_boolean, query_date_span, query_float, query_long,
+    Predicate, at_least, compile_query, positions_match, wildcard_test, query_boolean, query_date_span, query_float, query_long,
 )
 from beater.query import ir
 
@@ -548,7 +548,7 @@ class PatternForm:
         else:
             value = node.pattern
             literal = literal_prefix(value)
-            make = lambda v: _compile_regex(wildcard_to_regex(v), False)
+            make = lambda v: wildcard_test(v, False)
         self.field = node.field
         self.kind = kind
         self.start = literal[:PREFIX_VIEW]
