@@ -650,10 +650,15 @@ def _text_terms_test(tokens: Sequence[str], operator: str, msm: Optional[str], f
     return check
 
 
-def _any_field_text_predicate(text: str, raw: Any, test: FieldTest, conjunctive: bool) -> Predicate:
-    """ANY_FIELD match/phrase without fuzziness: only the fields holding a query token are tried."""
+def _any_field_text_predicate(text: str, raw: Any, test: FieldTest, conjunctive: bool, plain: bool) -> Predicate:
+    """ANY_FIELD match/phrase without fuzziness: only the fields holding a query token are tried.
+
+    ``plain``: a text field matches a one-token query just by holding the token (no
+    minimum_should_match), so any text field holding it answers without a per-field test.
+    """
     tokens = analyze_cached(text)
     text_check = test.get(TEXT, True)
+    single = tokens[0] if plain and len(tokens) == 1 and text_check is not None else None
     probe = (max(tokens, key=len),) if (conjunctive and tokens) else tuple(dict.fromkeys(tokens))
     n = query_long(raw)
     f = query_float(raw)
@@ -664,7 +669,10 @@ def _any_field_text_predicate(text: str, raw: Any, test: FieldTest, conjunctive:
         token_paths, keywords, longs, floats, booleans, dates = doc.any_field_view()
         if text in keywords:
             return True
-        if text_check is not None:
+        if single is not None:
+            if single in token_paths:
+                return True
+        elif text_check is not None:
             tried = set()
             for token in probe:
                 for path in token_paths.get(token, ()):
@@ -699,7 +707,7 @@ def _compile_match(node: ir.Match) -> Predicate:
         return _exact_value_test(node.text, kind)
     if node.field == ir.ANY_FIELD and node.fuzziness is None:
         need_all = node.operator == "and" or len(analyze_cached(text)) == 1
-        return _any_field_text_predicate(text, node.text, FieldTest(build), need_all)
+        return _any_field_text_predicate(text, node.text, FieldTest(build), need_all, node.minimum_should_match is None)
     return _field_predicate(node.field, FieldTest(build))
 
 
@@ -732,7 +740,7 @@ def _compile_phrase(node: ir.Phrase) -> Predicate:
             return _keywords_any(lambda value: value == text)
         return _exact_value_test(text, kind)
     if node.field == ir.ANY_FIELD:
-        return _any_field_text_predicate(text, text, FieldTest(build), True)
+        return _any_field_text_predicate(text, text, FieldTest(build), True, True)
     return _field_predicate(node.field, FieldTest(build))
 
 
