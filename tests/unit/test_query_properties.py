@@ -4,7 +4,9 @@
   the case of words, repeating a clause, adding parentheses.
 * The canonical form means what the query means: on generated documents the
   embedded percolator matches exactly the same documents with the parsed tree
-  and with its canonical form.
+  and with its canonical form (Lucene syntax and simple_query_string).
+* simple_query_string accepts any text, and its required words share the id of
+  the same words joined by AND in Lucene syntax.
 """
 
 from __future__ import annotations
@@ -87,3 +89,39 @@ def test_the_canonical_form_matches_exactly_what_the_query_matches(query: str, d
     tree = parse(query, default_operator=operator)
     index = QueryIndex()
     assert match(tree, docs, index, "parsed") == match(canonicalise(tree), docs, index, "canonical")
+
+
+# --- simple_query_string ---------------------------------------------------------------------------
+
+simple_pieces = st.sampled_from(WORDS + ["+", "|", "-", "(", ")", '"', "*", "~", "~1", "\\"])
+simple_texts = st.lists(st.tuples(simple_pieces, st.sampled_from(["", " "])), max_size=10).map(
+    lambda parts: "".join(piece + gap for piece, gap in parts)
+)
+
+
+def simple(text: str, **params: Any) -> Dict[str, Any]:
+    return {"simple_query_string": dict(params, query=text)}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_simple_query_string_never_refuses_a_text(text: str) -> None:
+    parse(simple(text))  # like Elasticsearch: any text is a query, bad syntax included
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(simple_texts, documents, st.sampled_from(["or", "and"]))
+def test_the_canonical_form_of_a_simple_query_matches_what_it_matches(text: str, docs: List[Dict[str, Any]], operator: str) -> None:
+    tree = parse(simple(text, fields=FIELDS, default_operator=operator))
+    index = QueryIndex()
+    assert match(tree, docs, index, "parsed") == match(canonicalise(tree), docs, index, "canonical")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(words, min_size=1, max_size=4), st.randoms(use_true_random=False))
+def test_a_simple_query_of_required_words_shares_the_id_of_their_and(terms: List[str], random: Any) -> None:
+    shuffled = list(terms)
+    random.shuffle(shuffled)
+    required = canonicalise(parse(simple(" +".join(terms))))
+    anded = canonicalise(parse(" AND ".join(shuffled)))
+    assert subscription_id("i", required) == subscription_id("i", anded)
