@@ -65,3 +65,26 @@ class BackendUnavailable(EstromError):
 
     uri = contract.ERROR_UNAVAILABLE
     http_status = 503
+
+
+class NotAllDelivered(BackendUnavailable):
+    """Percolating or publishing failed part-way through a submission: its first ``delivered``
+    documents were handed to the router, the rest were not (retry those)."""
+
+    def __init__(self, reason: str, delivered: int, accepted: int) -> None:
+        super().__init__(
+            f"{reason}; {delivered} of the {accepted} accepted documents were delivered, "
+            f"retry the others" if delivered else f"{reason}; none of the documents were delivered, retry"
+        )
+        self.delivered = delivered
+        self.accepted = accepted
+        self.retry_from: Optional[Dict[str, int]] = None  # where the undelivered ones start in the request
+
+    def to_json(self) -> Dict[str, Any]:
+        """The error body, with how many were delivered and where to resume."""
+        body = super().to_json()
+        body["delivered"] = self.delivered
+        body["accepted"] = self.accepted
+        if self.retry_from is not None:
+            body["retry_from"] = self.retry_from
+        return body

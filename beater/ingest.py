@@ -47,6 +47,8 @@ class ParsedBody:
 
     documents: List[Incoming] = field(default_factory=list)
     errors: List[ItemError] = field(default_factory=list)
+    # Where each document was in the request: {"line": n} (NDJSON, 1-based) or {"item": i} (array).
+    positions: List[Dict[str, int]] = field(default_factory=list)
 
 
 def parse_body(body: bytes, index: str) -> ParsedBody:
@@ -86,6 +88,7 @@ def _collect(items: Any) -> ParsedBody:
     for (document, error), line, item in items:
         if document is not None:
             parsed.documents.append(document)
+            parsed.positions.append({"item": item} if item is not None else {"line": line or 1})
         else:
             parsed.errors.append(ItemError(error or "invalid document", line=line, item=item))
     return parsed

@@ -24,6 +24,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from beater.errors import NotAllDelivered
 from beater.hits import Hit, make_hit, received_now
 from beater.ingest import Incoming
 from beater.metrics import BeaterMetrics
@@ -45,13 +46,29 @@ class SubmitReport:
 
 
 class _Submission:
-    """One caller's documents in flight: fires its Deferred when the last one is done."""
+    """One caller's documents in flight: fires its Deferred when the last one is published."""
 
     def __init__(self, count: int) -> None:
         self.remaining = count
         self.report = SubmitReport(accepted=count)
         self.done: Deferred[SubmitReport] = Deferred()
         self.failed = False
+
+    def published(self, deliveries: int) -> None:
+        """One more of its documents (they go in order) was matched and its hits handed to the router."""
+        self.report.deliveries += deliveries
+        self.remaining -= 1
+        if self.remaining == 0 and not self.failed:
+            self.done.callback(self.report)
+
+    def fail(self, error: Exception) -> None:
+        """Percolating or publishing failed before its last document was published."""
+        if self.failed or self.remaining == 0:
+            return
+        self.failed = True
+        delivered = self.report.accepted - self.remaining
+        self.done.errback(NotAllDelivered(getattr(error, "message", None) or "percolating or publishing failed",
+                                          delivered, self.report.accepted))
 
 
 def group_by_subscription(hits: Sequence[Hit], matches: Sequence[Sequence[str]]) -> Dict[str, List[Hit]]:
@@ -151,47 +168,51 @@ class Pipeline:
         first = self.sequencer.take(index, len(batch))
         hits = [make_hit(index, doc.source, first + i, received, doc.id) for i, (doc, _) in enumerate(batch)]
         sources = [doc.source for doc, _ in batch]
-        matches: List[List[str]] = []
-        publishes = unheard = 0
+        done = 0
         try:
-            while len(matches) < len(batch):
-                start = len(matches)
+            while done < len(batch):
+                start = done
                 end = start + self.slice_size(len(batch) - start)
                 before = self.clock.seconds()
                 matched = await self.percolator.percolate(index, sources[start:end])
                 self._timed(end - start, self.clock.seconds() - before)
-                matches.extend(matched)
                 grouped = group_by_subscription(hits[start:end], matched)
+                unheard = 0
                 for sub_id, sub_hits in grouped.items():
                     if await self.publish(sub_id, sub_hits) is False:
                         unheard += 1
-                publishes += len(grouped)
+                self._count(index, end - start, sum(len(ids) for ids in matched), len(grouped) - unheard, unheard)
+                done = end
+                # Each caller hears as soon as its own last document is out, not at the end of the batch.
+                for (_, submission), ids in zip(batch[start:end], matched):
+                    submission.published(len(ids))
                 if end < len(batch):
                     await deferLater(self.clock, 0, lambda: None)  # one reactor turn: the publishes go out
         except Exception as e:
             log.failure("percolating or publishing a batch of {n} documents of {index} failed", n=len(batch), index=index)
             self.metrics.batch_failures.inc()
-            self._fail({id(s): s for _, s in batch}.values(), e)
+            self._fail(index, [s for _, s in batch[done:]], e)
             return
-        self.documents_in += len(batch)
-        self.publishes += publishes - unheard
-        delivered = sum(len(ids) for ids in matches)
-        self.metrics.documents.labels(index).inc(len(batch))
-        self.metrics.deliveries.labels(index).inc(delivered)
-        self.metrics.publishes.inc(publishes - unheard)
-        self.metrics.unheard.inc(unheard)
         self.metrics.batch_documents.observe(len(batch))
         self.metrics.batch_seconds.observe(self.clock.seconds() - started)
-        for (_, submission), ids in zip(batch, matches):
-            submission.report.deliveries += len(ids)
-            self.hits_out += len(ids)
-            submission.remaining -= 1
-            if submission.remaining == 0 and not submission.failed:
-                submission.done.callback(submission.report)
 
-    @staticmethod
-    def _fail(submissions: "Sequence[_Submission] | object", error: Exception) -> None:
-        for submission in submissions:  # type: ignore[attr-defined]
-            if not submission.failed:
-                submission.failed = True
-                submission.done.errback(error)
+    def _count(self, index: str, documents: int, deliveries: int, publishes: int, unheard: int) -> None:
+        self.documents_in += documents
+        self.hits_out += deliveries
+        self.publishes += publishes
+        self.metrics.documents.labels(index).inc(documents)
+        self.metrics.deliveries.labels(index).inc(deliveries)
+        self.metrics.publishes.inc(publishes)
+        self.metrics.unheard.inc(unheard)
+
+    def _fail(self, index: str, submissions: Sequence[_Submission], error: Exception) -> None:
+        """Fail the submissions not wholly published, and drop their documents still queued: the
+        caller is told which of its documents went out, and retries the rest without duplicates."""
+        failed = {id(s): s for s in submissions if not s.failed and s.remaining}
+        for submission in failed.values():
+            submission.fail(error)
+        queue = self._queues.get(index)
+        if queue is not None:
+            queue[:] = [(doc, s) for doc, s in queue if id(s) not in failed]
+            if not queue:
+                del self._queues[index]

@@ -10,7 +10,7 @@ from typing import Any, Dict, Sequence
 
 from twisted.logger import Logger
 
-from beater.errors import InvalidQuery, UnknownSubscription
+from beater.errors import InvalidQuery, NotAllDelivered, UnknownSubscription
 from beater.ingest import ItemError, ParsedBody, unwrap
 from beater.percolator.base import Percolator
 from beater.pipeline import Pipeline
@@ -48,7 +48,12 @@ class Beater:
         index = validate_index(index)
         if parsed.errors:
             self.pipeline.metrics.rejected.labels(index).inc(len(parsed.errors))
-        report = await self.pipeline.submit(index, parsed.documents)
+        try:
+            report = await self.pipeline.submit(index, parsed.documents)
+        except NotAllDelivered as e:
+            if e.delivered < len(parsed.positions):
+                e.retry_from = parsed.positions[e.delivered]
+            raise
         return {
             "index": index,
             "accepted": report.accepted,
@@ -65,6 +70,7 @@ class Beater:
             document, error = unwrap(value, index)
             if document is not None:
                 parsed.documents.append(document)
+                parsed.positions.append({"item": i})
             else:
                 parsed.errors.append(ItemError(error or "invalid document", item=i))
         return await self.ingest(index, parsed)

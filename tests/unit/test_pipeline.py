@@ -8,6 +8,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from beater.errors import BackendUnavailable, NotAllDelivered
 from beater.ingest import Incoming
 from beater.pipeline import Pipeline, group_by_subscription
 from beater.sequence import Sequencer
@@ -93,7 +94,8 @@ class PipelineTests(SynchronousTestCase):
         pipeline = self.pipeline(BrokenPercolator(["a"]))
         d = pipeline.submit("i", docs("a"))
         self.clock.advance(0.005)
-        self.failureResultOf(d, RuntimeError)
+        error = self.failureResultOf(d, NotAllDelivered).value
+        self.assertEqual((error.delivered, error.accepted), (0, 1))
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)  # and the operator's log says so
 
     def test_metrics_count_documents_deliveries_and_publishes(self) -> None:
@@ -178,3 +180,60 @@ class SlicingTests(SynchronousTestCase):
         self.run_batches(percolator, docs("a", "a"), docs(*["a"] * 5))
         self.assertEqual(self.log, ["match 2", "match 2", "match 2", "match 1"])
         self.assertEqual(seen, list(range(seen[0], seen[0] + 7)))
+
+
+class PartFailureTests(SynchronousTestCase):
+    """The router goes away while a batch is published slice by slice."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.log: List[str] = []
+        self.publishes_left = 1
+
+        async def publish(sub_id: str, hits: List[Any]) -> None:
+            if self.publishes_left == 0:
+                raise BackendUnavailable("the router is not reachable")
+            self.publishes_left -= 1
+            self.log.append(f"publish {sub_id} {len(hits)}")
+
+        percolator = TimedPercolator(["a"], self.clock, cost=0.0005, log=self.log)
+        self.pipeline = Pipeline(percolator, publish, Sequencer(None), self.clock, batch_size=100, slice_seconds=0.002)
+        warm = self.pipeline.submit("i", docs("b"))  # shows the cost per document: later batches are sliced
+        self.clock.advance(0)
+        self.successResultOf(warm)
+
+    def run_until_settled(self, *deferreds: "Deferred[Any]") -> None:
+        for _ in range(100):
+            if all(d.called for d in deferreds):
+                return
+            self.clock.advance(0)
+
+    def test_a_caller_whose_documents_all_went_out_before_the_failure_succeeds(self) -> None:
+        first = self.pipeline.submit("i", docs("a", "a"))
+        second = self.pipeline.submit("i", docs("a", "a", "a", "a", "a", "a"))
+        self.run_until_settled(first, second)
+        self.assertEqual(self.successResultOf(first).accepted, 2)
+        error = self.failureResultOf(second, NotAllDelivered).value
+        self.assertEqual((error.delivered, error.accepted), (2, 6))  # the first slice held 4 documents
+        self.flushLoggedErrors(BackendUnavailable)
+
+    def test_the_error_says_how_many_went_out_and_where_to_resume(self) -> None:
+        error = NotAllDelivered("the router is not reachable", 2, 6)
+        error.retry_from = {"line": 4}
+        body = error.to_json()
+        self.assertEqual((body["error"], body["delivered"], body["accepted"], body["retry_from"]),
+                         ("estrom.error.unavailable", 2, 6, {"line": 4}))
+        self.assertIn("2 of the 6 accepted documents were delivered", body["message"])
+
+    def test_queued_documents_of_a_failed_caller_are_not_published_later(self) -> None:
+        self.pipeline.batch_size = 4
+        big = self.pipeline.submit("i", docs(*["a"] * 10))  # three batches: 4, 4, 2
+        self.run_until_settled(big)
+        self.failureResultOf(big, NotAllDelivered)
+        self.publishes_left = 100  # the router is back
+        later = self.pipeline.submit("i", docs("a"))
+        self.run_until_settled(later)
+        self.successResultOf(later)
+        published = sum(int(entry.split()[-1]) for entry in self.log if entry.startswith("publish"))
+        self.assertEqual(published, 4 + 1)  # the first slice, then only the new caller's document
+        self.flushLoggedErrors(BackendUnavailable)
