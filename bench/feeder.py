@@ -58,6 +58,7 @@ class Poster:
 
 
 def main(base: str, index: str, rate: float, seconds: float, interval_ms: float, first: int) -> None:
+    """Feed ``rate`` docs/s for ``seconds``, starting at sample document ``first``; print the figures."""
     docs = load_documents()
     lines = [json.dumps(dict(doc, bench_sent=0), separators=(",", ":")) for doc in docs]
     poster = Poster(base, index)

@@ -86,17 +86,21 @@ class Fields:
         return nodes[0] if len(nodes) == 1 else Bool(should=tuple(nodes))
 
     def word(self, text: str) -> Optional[Node]:
+        """A plain word: analysed per field, its tokens joined with the default operator."""
         return self._either([Match(f, text, operator=self.default_operator) for f in self.names if _analysable(f, text)])
 
     def phrase(self, text: str, slop: int) -> Optional[Node]:
+        """A quoted phrase with its slop."""
         if not text:
             return None
         return self._either([Phrase(f, text, slop=slop) for f in self.names if _analysable(f, text)])
 
     def prefix(self, text: str) -> Optional[Node]:
+        """``text*``: normalised (lowercased on text fields), not analysed."""
         return self._either([Prefix(f, normalised_term(f, text)) for f in self.names])
 
     def fuzzy(self, text: str, edits: int) -> Optional[Node]:
+        """``text~edits``: normalised, not analysed."""
         return self._either([
             Fuzzy(f, normalised_term(f, text), fuzziness=str(edits), prefix_length=self.fuzzy_prefix_length,
                   transpositions=self.fuzzy_transpositions)
