@@ -237,3 +237,33 @@ class PartFailureTests(SynchronousTestCase):
         published = sum(int(entry.split()[-1]) for entry in self.log if entry.startswith("publish"))
         self.assertEqual(published, 4 + 1)  # the first slice, then only the new caller's document
         self.flushLoggedErrors(BackendUnavailable)
+
+
+class ResumePointTests(SynchronousTestCase):
+    """The Beater turns 'n documents delivered' into where the caller should resend from."""
+
+    def ingest_failing_after(self, delivered: int, body: bytes) -> NotAllDelivered:
+        from twisted.internet.defer import ensureDeferred
+
+        from beater.ingest import parse_body
+        from beater.metrics import BeaterMetrics
+        from beater.service import Beater
+
+        class Cut:
+            """A pipeline whose router went away after ``delivered`` documents."""
+
+            metrics = BeaterMetrics()
+
+            def submit(self, index: str, documents: Sequence[Incoming]) -> "Deferred[Any]":
+                return fail(NotAllDelivered("the router is not reachable", delivered, len(documents)))
+
+        beater = Beater(WordPercolator([]), Cut())  # type: ignore[arg-type]
+        return self.failureResultOf(ensureDeferred(beater.ingest("i", parse_body(body, "i"))), NotAllDelivered).value
+
+    def test_ndjson_resumes_at_the_line_of_the_first_undelivered_document(self) -> None:
+        error = self.ingest_failing_after(1, b'{"m": 1}\nnot json\n{"m": 2}\n{"m": 3}\n')
+        self.assertEqual(error.to_json()["retry_from"], {"line": 3})  # line 2 was refused, not undelivered
+
+    def test_an_array_resumes_at_the_item(self) -> None:
+        error = self.ingest_failing_after(2, b'[{"m": 1}, {"m": 2}, {"m": 3}]')
+        self.assertEqual(error.to_json()["retry_from"], {"item": 2})
