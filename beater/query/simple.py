@@ -27,9 +27,9 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from beater.errors import UnsupportedQuery
+from beater.errors import InvalidQuery, UnsupportedQuery
 from beater.query.ir import Bool, Fuzzy, Match, MatchAll, MatchNone, Node, Phrase, Prefix
-from beater.query.lucene import has_tokens, is_keyword_field, normalised_term
+from beater.query.lucene import MAX_CLAUSES, has_tokens, is_keyword_field, normalised_term
 
 AND, NOT, OR, PREFIX, PHRASE, PRECEDENCE, ESCAPE, WHITESPACE, FUZZY, NEAR = (1 << i for i in range(10))
 ALL = -1
@@ -119,6 +119,7 @@ class _Parser:
         self.fields = fields
         self.flags = flags
         self.depth = 0
+        self._closing: Optional[Dict[int, int]] = None
 
     def on(self, flag: int) -> bool:
         return bool(self.flags & flag)
@@ -164,33 +165,40 @@ class _Parser:
         return group
 
     def consume_group(self, group: _Group, i: int, end: int) -> int:
-        start = i = i + 1
-        depth = 1
-        escaped = False
-        data = self.data
-        while i < end:
-            if not escaped:
-                c = data[i]
-                if c == "\\" and self.on(ESCAPE):
-                    escaped = True
-                    i += 1
-                    continue
-                if c == "(":
-                    depth += 1
-                elif c == ")":
-                    depth -= 1
-                    if depth == 0:
-                        break
-            escaped = False
-            i += 1
-        if i == end:
+        start = i + 1
+        close = self.closing().get(i)
+        if close is None or close >= end:
             return start  # never closed: the "(" is ignored
-        if i == start:
+        if close == start:
             group.current = None  # "()": the pending operation applied to nothing
-            return i + 1
-        inner = self.parse_group(start, i)
+            return close + 1
+        inner = self.parse_group(start, close)
         self.add(group, inner.top)
-        return i + 1
+        return close + 1
+
+    def closing(self) -> Dict[int, int]:
+        """Each "(" position -> its ")" (escapes honoured), found once for the whole text.
+
+        Lucene scans forward from every "(" for its match, which is quadratic when many
+        are never closed ("(((((..." took seconds); matching them all in one pass gives
+        the same pairs in linear time.
+        """
+        if self._closing is None:
+            closing: Dict[int, int] = {}
+            opened: List[int] = []
+            escaped = False
+            escapes = self.on(ESCAPE)
+            for j, c in enumerate(self.data):
+                if escaped:
+                    escaped = False
+                elif c == "\\" and escapes:
+                    escaped = True
+                elif c == "(":
+                    opened.append(j)
+                elif c == ")" and opened:
+                    closing[opened.pop()] = j
+            self._closing = closing
+        return self._closing
 
     def consume_phrase(self, group: _Group, i: int, end: int) -> int:
         start = i = i + 1
@@ -290,7 +298,11 @@ class _Parser:
             if group.previous != group.current or not group.combined:
                 group.top = _bool(((group.current, group.top),))
             assert isinstance(group.top, Bool)
-            group.top = _bool(_clauses(group.top) + ((group.current, branch),))
+            clauses = _clauses(group.top) + ((group.current, branch),)
+            if len(clauses) > MAX_CLAUSES:  # Lucene's max_clause_count, per boolean query
+                raise InvalidQuery(f"simple_query_string has more than {MAX_CLAUSES} clauses in one group",
+                                   part=self.data[:40])
+            group.top = _bool(clauses)
             group.combined = True
             group.previous = group.current
         group.current = None

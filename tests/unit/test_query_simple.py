@@ -5,10 +5,13 @@ the differential tests hold the matching itself to a real node.
 """
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from beater.errors import InvalidQuery, UnsupportedQuery
 from beater.query import parse
 from beater.query.ir import ANY_FIELD, Bool, Fuzzy, Match, MatchAll, MatchNone, Phrase, Prefix
+from beater.query.simple import ALL, ESCAPE, Fields, _Group, _Parser
 from beater.registration import make_registration
 
 
@@ -114,3 +117,51 @@ def test_malformed_bodies_are_invalid():
 def test_shares_its_id_with_the_same_query_in_lucene_syntax():
     assert make_registration("i", {"simple_query_string": {"query": "foo +bar"}}).id == make_registration("i", "foo AND bar").id
     assert make_registration("i", {"simple_query_string": {"query": "foo | bar"}}).id == make_registration("i", "foo OR bar").id
+
+
+def test_more_than_1024_clauses_in_one_group_is_refused_as_elasticsearch_does():
+    assert isinstance(sqs(" ".join(f"w{i}" for i in range(1024)), fields=["title"]), Bool)
+    with pytest.raises(InvalidQuery):
+        sqs(" ".join(f"w{i}" for i in range(1025)), fields=["title"])
+
+
+class _ScanningParser(_Parser):
+    """Lucene's own way to find a group's end: scan forward from each "(" (the reference)."""
+
+    def consume_group(self, group: _Group, i: int, end: int) -> int:
+        start = i = i + 1
+        depth, escaped = 1, False
+        while i < end:
+            if not escaped:
+                c = self.data[i]
+                if c == "\\" and self.on(ESCAPE):
+                    escaped = True
+                    i += 1
+                    continue
+                depth += {"(": 1, ")": -1}.get(c, 0)
+                if depth == 0:
+                    break
+            escaped = False
+            i += 1
+        if i == end:
+            return start
+        if i == start:
+            group.current = None
+            return i + 1
+        self.add(group, self.parse_group(start, i).top)
+        return i + 1
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet='()\\ab +|-"', max_size=30))
+def test_groups_matched_in_one_pass_are_lucenes_groups(text: str) -> None:
+    fields = Fields(("title",))
+    try:
+        expected = _ScanningParser(text, fields, ALL).parse_group(0, len(text)).top
+    except UnsupportedQuery:
+        return  # nested deeper than we follow: both refuse
+    assert _Parser(text, fields, ALL).parse_group(0, len(text)).top == expected
+
+
+def test_many_unclosed_parentheses_parse_at_once():
+    assert sqs("(" * 20000 + "a", fields=["title"]) == word("a")
