@@ -61,14 +61,16 @@ class _Submission:
         if self.remaining == 0 and not self.failed:
             self.done.callback(self.report)
 
-    def fail(self, error: Exception) -> None:
-        """Percolating or publishing failed before its last document was published."""
+    def fail(self, error: Exception) -> bool:
+        """Percolating or publishing failed before its last document was published; False if it
+        had already failed or was wholly published (nothing to tell the caller)."""
         if self.failed or self.remaining == 0:
-            return
+            return False
         self.failed = True
         delivered = self.report.accepted - self.remaining
         self.done.errback(NotAllDelivered(getattr(error, "message", None) or "percolating or publishing failed",
                                           delivered, self.report.accepted))
+        return True
 
 
 def group_by_subscription(hits: Sequence[Hit], matches: Sequence[Sequence[str]]) -> Dict[str, List[Hit]]:
@@ -208,9 +210,7 @@ class Pipeline:
     def _fail(self, index: str, submissions: Sequence[_Submission], error: Exception) -> None:
         """Fail the submissions not wholly published, and drop their documents still queued: the
         caller is told which of its documents went out, and retries the rest without duplicates."""
-        failed = {id(s): s for s in submissions if not s.failed and s.remaining}
-        for submission in failed.values():
-            submission.fail(error)
+        failed = {id(s) for s in submissions if s.fail(error)}
         queue = self._queues.get(index)
         if queue is not None:
             queue[:] = [(doc, s) for doc, s in queue if id(s) not in failed]

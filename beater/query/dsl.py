@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import replace
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from beater.errors import InvalidQuery, UnsupportedQuery
 from beater.query.ir import (
@@ -251,14 +251,7 @@ class _DslParser:
             fields = [ANY_FIELD]
         if isinstance(fields, str):
             fields = [fields]
-        if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
-            raise InvalidQuery("multi_match fields must be a list of field names", part=_show(fields))
-        names: List[str] = []
-        for f in fields:
-            name = f.split("^", 1)[0]  # per-field boosts only score
-            if name != ANY_FIELD:
-                _check_field("multi_match", name)
-            names.append(name)
+        names = _field_names("multi_match", fields)
         if kind in ("best_fields", "most_fields"):
             # both match a document when one field matches with the per-field operator / msm
             nodes = [self.match_node(name, body, "multi_match") for name in dict.fromkeys(names)]
@@ -323,13 +316,7 @@ class _DslParser:
             raise UnsupportedQuery("simple_query_string analyze_wildcard is not supported", part="analyze_wildcard")
         if body.get("quote_field_suffix"):
             raise UnsupportedQuery("simple_query_string quote_field_suffix is not supported", part="quote_field_suffix")
-        fields = body.get("fields", [ANY_FIELD])
-        if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
-            raise InvalidQuery("simple_query_string fields must be a list of field names", part=_show(fields))
-        names = tuple(dict.fromkeys(f.split("^", 1)[0] for f in fields))  # per-field boosts only score
-        for name in names:
-            if name != ANY_FIELD:
-                _check_field("simple_query_string", name)
+        names = _field_names("simple_query_string", body.get("fields", [ANY_FIELD]))
         if names != (ANY_FIELD,) and body.get("lenient") is True:
             raise UnsupportedQuery("simple_query_string lenient on concrete fields is not supported", part="lenient")
         if names == (ANY_FIELD,) and body.get("lenient") is False:
@@ -491,6 +478,17 @@ def _check_field(kind: str, field: Any) -> None:
         raise InvalidQuery(f"{kind} needs a field name", part=_show(field))
     if "*" in field or "?" in field:
         raise UnsupportedQuery(f"field patterns are not supported in {kind}: {field!r}", part=field)
+
+
+def _field_names(kind: str, fields: Any) -> Tuple[str, ...]:
+    """The distinct field names of a ``fields`` list, per-field boosts (which only score) dropped."""
+    if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
+        raise InvalidQuery(f"{kind} fields must be a list of field names", part=_show(fields))
+    names = tuple(dict.fromkeys(f.split("^", 1)[0] for f in fields))
+    for name in names:
+        if name != ANY_FIELD:
+            _check_field(kind, name)
+    return names
 
 
 def _standard_only(kind: str, params: Mapping[str, Any]) -> None:

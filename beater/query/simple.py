@@ -65,9 +65,8 @@ class _Group:
     """What is built so far at one level of parentheses (Lucene's ``State``)."""
 
     top: Optional[Node] = None
-    combined: bool = False  # top is a group this parser built from several clauses
     current: Optional[str] = None
-    previous: Optional[str] = None
+    previous: Optional[str] = None  # set once top is a group this parser built from several clauses
     nots: int = 0
 
 
@@ -295,7 +294,7 @@ class _Parser:
         else:
             if group.current is None:
                 group.current = _MUST if self.fields.default_operator == "and" else _SHOULD
-            if group.previous != group.current or not group.combined:
+            if group.previous != group.current:
                 group.top = _bool(((group.current, group.top),))
             assert isinstance(group.top, Bool)
             clauses = _clauses(group.top) + ((group.current, branch),)
@@ -303,7 +302,6 @@ class _Parser:
                 raise InvalidQuery(f"simple_query_string has more than {MAX_CLAUSES} clauses in one group",
                                    part=self.data[:40])
             group.top = _bool(clauses)
-            group.combined = True
             group.previous = group.current
         group.current = None
 
@@ -324,7 +322,7 @@ def parse_simple(text: str, fields: Fields, flags: int = ALL) -> Tuple[Node, boo
     group = _Parser(text, fields, flags).parse_group(0, len(text))
     if group.top is None:
         return MatchNone(), False
-    return group.top, group.combined
+    return group.top, group.previous is not None
 
 
 __all__ = ["ALL", "FLAGS", "Fields", "parse_flags", "parse_simple"]
