@@ -25,10 +25,10 @@ def make_percolator(settings: Settings) -> Percolator:
     if settings.percolator == "elasticsearch":
         from beater.percolator.elasticsearch import ElasticsearchPercolator
 
-        return ElasticsearchPercolator(settings.es_url)
+        return ElasticsearchPercolator(settings.es_url, mappings=settings.index_mappings)
     from beater.percolator.embedded import EmbeddedPercolator
 
-    return EmbeddedPercolator(settings.data_dir / "registrations.sqlite3")
+    return EmbeddedPercolator(settings.data_dir / "registrations.sqlite3", mappings=settings.index_mappings)
 
 
 @dataclass
@@ -74,7 +74,7 @@ def make_beater(settings: Settings, reactor: Any = None) -> BeaterApp:
         batch_size=settings.batch_size,
         delay=settings.batch_delay_ms / 1000.0,
     )
-    beater = Beater(percolator, pipeline)
+    beater = Beater(percolator, pipeline, settings.index_mappings)
     component = service_component(settings.router_url, contract.ROLE_BEATER, settings.ticket(contract.ROLE_BEATER), settings.service_transport)
     wamp.attach(component, beater, holder, listeners)
 

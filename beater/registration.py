@@ -15,6 +15,7 @@ from beater import query as q
 from beater.errors import InvalidIndex, InvalidQuery
 from beater.query import ir
 from beater.query.ir import Node
+from beater.query.kinds import DYNAMIC, FieldKinds
 from router import contract
 
 QuerySource = Union[str, Mapping[str, Any]]
@@ -31,6 +32,8 @@ class Registration:
     source: QuerySource
     default_operator: str
     canonical: Node
+    mapping: str = ""
+    """Tag of the index's configured mapping when registered (empty: dynamic mapping)."""
 
     @property
     def topic(self) -> str:
@@ -51,6 +54,7 @@ class Registration:
             "query": self.source,
             "default_operator": self.default_operator,
             "canonical": json.loads(self.canonical_text),
+            **({"mapping": self.mapping} if self.mapping else {}),
         }
 
     @classmethod
@@ -62,6 +66,7 @@ class Registration:
             source=data["query"],
             default_operator=data.get("default_operator", "or"),
             canonical=q.node_from_json(data["canonical"]),
+            mapping=data.get("mapping", ""),
         )
 
 
@@ -102,15 +107,17 @@ def check_size(node: Node) -> None:
             raise InvalidQuery(f"terms query with {len(current.values)} values, more than {MAX_TERMS}", part=current.field)
 
 
-def make_registration(index: Any, source: Any, default_operator: str = "or") -> Registration:
-    """Parse and canonicalise ``source`` for ``index``; raise InvalidQuery / UnsupportedQuery on bad input."""
+def make_registration(index: Any, source: Any, default_operator: str = "or", fields: FieldKinds = DYNAMIC) -> Registration:
+    """Parse and canonicalise ``source`` for ``index`` with its field kinds; raise InvalidQuery /
+    UnsupportedQuery on bad input."""
     index = validate_index(index)
-    canonical = q.canonicalise(q.parse(source, default_operator=default_operator))
+    canonical = q.canonicalise(q.parse(source, default_operator=default_operator, fields=fields), fields)
     check_size(canonical)
     return Registration(
-        id=q.subscription_id(index, canonical),
+        id=q.subscription_id(index, canonical, fields.tag),
         index=index,
         source=source,
         default_operator=default_operator,
         canonical=canonical,
+        mapping=fields.tag,
     )

@@ -6,12 +6,13 @@ query, looking one up, and ingesting documents all happen here once.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from twisted.logger import Logger
 
 from beater.errors import InvalidQuery, NotAllDelivered, UnknownSubscription
 from beater.ingest import ItemError, ParsedBody, unwrap
+from beater.mappings import IndexMapping, field_kinds
 from beater.percolator.base import Percolator
 from beater.pipeline import Pipeline
 from beater.registration import make_registration, validate_index
@@ -22,13 +23,16 @@ log = Logger()
 class Beater:
     """Registration and ingestion over one percolator and one publishing pipeline."""
 
-    def __init__(self, percolator: Percolator, pipeline: Pipeline) -> None:
+    def __init__(self, percolator: Percolator, pipeline: Pipeline, mappings: Optional[Mapping[str, IndexMapping]] = None) -> None:
+        """``mappings`` are the configured mappings of the indexes that have one (the rest are dynamic)."""
         self.percolator = percolator
         self.pipeline = pipeline
+        self.mappings: Mapping[str, IndexMapping] = mappings or {}
 
     async def register(self, index: Any, query: Any, default_operator: Any = "or") -> Dict[str, Any]:
         """Register ``query`` on ``index`` (idempotent); answer the registration as JSON."""
-        registration = make_registration(index, query, _operator(default_operator))
+        index = validate_index(index)
+        registration = make_registration(index, query, _operator(default_operator), field_kinds(self.mappings, index))
         created = await self.percolator.register(registration)
         if created:
             log.info("registered {id} on {index}: {canonical}", id=registration.id, index=registration.index, canonical=registration.canonical_text)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, Mapping, Optional
 from urllib.parse import urlparse
 
+from beater.mappings import IndexMapping, MappingError, load_mappings
 from router import contract
 
 
@@ -52,6 +53,11 @@ OPTIONS = (
     Option("data_dir", "./.estrom", "directory for registrations, secrets and router state"),
     Option("percolator", "embedded", "percolator backend: embedded or elasticsearch"),
     Option("es_url", "http://127.0.0.1:9200", "Elasticsearch URL (with --percolator elasticsearch)"),
+    Option(
+        "mappings", "",
+        "JSON file of explicit index mappings, {index: {\"dynamic\": ..., \"properties\": {...}}} "
+        "(indexes it does not name use dynamic mapping)",
+    ),
     Option("batch_size", "500", "most documents percolated in one micro-batch"),
     Option("batch_delay_ms", "0", "longest wait for a micro-batch to fill, in milliseconds (0: what arrived in one reactor turn)"),
     Option("heartbeat_s", "15", "seconds between whitespace heartbeats on idle HTTP tails"),
@@ -72,6 +78,8 @@ class Settings:
     data_dir: Path = Path("./.estrom")
     percolator: str = "embedded"
     es_url: str = "http://127.0.0.1:9200"
+    mappings: str = ""
+    index_mappings: Dict[str, IndexMapping] = field(default_factory=dict)
     batch_size: int = 500
     batch_delay_ms: float = 0.0
     heartbeat_s: float = 15.0
@@ -115,6 +123,11 @@ def resolve(args: Optional[argparse.Namespace] = None, environ: Mapping[str, str
         raise SystemExit(f"estrom: --percolator must be 'embedded' or 'elasticsearch', not {raw['percolator']!r}")
     if raw["service_transport"] not in ("rawsocket", "websocket"):
         raise SystemExit(f"estrom: --service-transport must be 'rawsocket' or 'websocket', not {raw['service_transport']!r}")
+    mappings_path = str(Path(raw["mappings"]).expanduser().resolve()) if raw["mappings"] else ""
+    try:
+        index_mappings = load_mappings(Path(mappings_path)) if mappings_path else {}
+    except MappingError as e:
+        raise SystemExit(f"estrom: --mappings: {e}") from None
     return Settings(
         router_url=raw["router_url"],
         service_transport=raw["service_transport"],
@@ -125,6 +138,8 @@ def resolve(args: Optional[argparse.Namespace] = None, environ: Mapping[str, str
         data_dir=data_dir,
         percolator=raw["percolator"],
         es_url=raw["es_url"],
+        mappings=mappings_path,
+        index_mappings=index_mappings,
         batch_size=_int(raw, "batch_size"),
         batch_delay_ms=float(raw["batch_delay_ms"]),
         heartbeat_s=float(raw["heartbeat_s"]),

@@ -21,6 +21,12 @@ object was mapped, a non-boolean in a boolean field, dotted keys) are left out,
 malformed numbers and dates are ignored by ``index.mapping.ignore_malformed``, so
 one odd document never sinks its batch.
 
+An index with a configured mapping (:mod:`beater.mappings`) gets its percolator
+index created with those fields; with ``dynamic: false`` nothing else is ever
+added.  If the percolator index already exists, the configured fields are added
+to it at start, and a conflict with what it holds stops the start with the
+reason.
+
 A query on a field no document has shown yet is accepted
 (``index.percolator.map_unmapped_fields_as_text``) and matches nothing until a
 document shows the field.  Elasticsearch extracts a stored query's candidate
@@ -53,6 +59,7 @@ from twisted.logger import Logger
 from twisted.web.client import HTTPConnectionPool
 
 from beater.errors import BackendUnavailable, InvalidQuery
+from beater.mappings import IndexMapping, MappingError
 from beater.percolator.mapping import mapping_for_documents, merge_properties
 from beater.registration import Registration
 
@@ -89,8 +96,8 @@ def stored_query(registration: Registration) -> Dict[str, Any]:
     return dict(source)
 
 
-def index_body() -> Dict[str, Any]:
-    """Settings and base mapping of a new percolator index."""
+def index_body(configured: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Settings and base mapping of a new percolator index, with the ``configured`` properties if any."""
     return {
         "settings": {
             "number_of_shards": 1,
@@ -105,6 +112,7 @@ def index_body() -> Dict[str, Any]:
                 QUERY_FIELD: {"type": "percolator"},
                 ID_FIELD: {"type": "keyword"},
                 REGISTRATION_FIELD: {"type": "object", "enabled": False},
+                **(configured or {}),
             },
         },
     }
@@ -197,9 +205,11 @@ class ElasticsearchPercolator:
         backoff: float = 0.2,
         timeout: float = 20.0,
         deadline: float = 30.0,
+        mappings: Optional[Mapping[str, IndexMapping]] = None,
     ) -> None:
         """``retries`` with exponential ``backoff`` (capped at 5 s), each request ``timeout`` seconds,
-        no new attempt once ``deadline`` seconds have passed since the first one."""
+        no new attempt once ``deadline`` seconds have passed since the first one; ``mappings`` are the
+        configured mappings of the indexes that have one."""
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
@@ -210,6 +220,7 @@ class ElasticsearchPercolator:
         self.backoff = backoff
         self.timeout = timeout
         self.deadline = deadline
+        self.mappings: Mapping[str, IndexMapping] = mappings or {}
         self.healthy = False
         self.pool = HTTPConnectionPool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = 8
@@ -286,19 +297,31 @@ class ElasticsearchPercolator:
             "Elasticsearch percolator at {url}: {dist} {number}",
             url=self.url, dist=version.get("distribution", "elasticsearch"), number=version.get("number"),
         )
+        for index in self.mappings:  # a conflict with an existing percolator index stops the start, clearly
+            await self._ensure_index(index)
 
     async def _ensure_index(self, index: str) -> None:
         if index in self._ready_indexes:
             return
         name = percolator_index(index)
+        configured = self.mappings.get(index)
+        properties = dict(configured.properties) if configured is not None else {}
         existing = await self._request("GET", f"/{name}/_mapping", ok_missing=True)
         if existing is None:
             try:
-                await self._request("PUT", f"/{name}", index_body())
+                await self._request("PUT", f"/{name}", index_body(properties))
             except ElasticsearchError as e:
                 if "resource_already_exists_exception" not in json.dumps(e.body):
                     raise
-            existing = await self._request("GET", f"/{name}/_mapping")
+        elif properties:
+            try:  # an index made before the mapping was configured (or changed): add what it lacks
+                await self._request("PUT", f"/{name}/_mapping", {"properties": properties})
+            except ElasticsearchError as e:
+                raise MappingError(
+                    f"the percolator index {name} exists with a mapping that conflicts with the configured mapping "
+                    f"of index {index!r} ({e.reason}); delete it to store the queries again under the new mapping"
+                ) from None
+        existing = await self._request("GET", f"/{name}/_mapping")
         properties = next(iter(existing.values()))["mappings"].get("properties", {})
         self._mapped[index] = dict(properties)
         self._ready_indexes.add(index)
@@ -396,6 +419,9 @@ class ElasticsearchPercolator:
 
     async def _update_mapping(self, index: str, documents: Sequence[Mapping[str, Any]]) -> None:
         """Map the fields these documents show for the first time, then re-extract the stored queries."""
+        configured = self.mappings.get(index)
+        if configured is not None and not configured.dynamic:
+            return  # dynamic: false: fields the configuration does not name stay unmapped
         visible = [{k: v for k, v in doc.items() if not (isinstance(k, str) and k.startswith(INTERNAL_PREFIX))} for doc in documents]
         refused = self._refused.setdefault(index, set())
         new = {k: v for k, v in mapping_for_documents(visible, self._mapped[index]).items() if k not in refused}

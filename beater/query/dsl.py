@@ -30,6 +30,7 @@ from beater.query.ir import (
     Terms,
     Wildcard,
 )
+from beater.query.kinds import DYNAMIC, FieldKinds
 from beater.query.lucene import MAX_DEPTH, parse_lucene
 from beater.query.simple import ALL, Fields as SimpleFields, parse_flags, parse_simple
 
@@ -77,7 +78,8 @@ def resolve_minimum_should_match(optional_clauses: int, spec: Any) -> int:
 
 
 class _DslParser:
-    def __init__(self) -> None:
+    def __init__(self, fields: FieldKinds) -> None:
+        self.fields = fields
         self.depth = 0
         self.handlers: Dict[str, Callable[[Any], Node]] = {
             "bool": self.bool_,
@@ -300,7 +302,7 @@ class _DslParser:
                 raise UnsupportedQuery("query_string lenient on a concrete field is not supported", part="lenient")
         elif body.get("lenient") is False:
             raise UnsupportedQuery("query_string lenient false on all fields is not supported", part="lenient")
-        return parse_lucene(body["query"], _operator("query_string", body.get("default_operator", "or")), field)
+        return parse_lucene(body["query"], _operator("query_string", body.get("default_operator", "or")), field, self.fields)
 
     def simple_query_string(self, body: Any) -> Node:
         if not isinstance(body, Mapping) or not isinstance(body.get("query"), str):
@@ -334,6 +336,7 @@ class _DslParser:
             default_operator=_operator("simple_query_string", body.get("default_operator", "or")),
             fuzzy_prefix_length=_non_negative_int("fuzzy_prefix_length", body.get("fuzzy_prefix_length", 0)),
             fuzzy_transpositions=transpositions,
+            kinds=self.fields,
         )
         node, combined = parse_simple(body["query"], how, parse_flags(flags))
         msm = body.get("minimum_should_match")
@@ -555,9 +558,13 @@ def _fuzziness(kind: str, value: Any) -> Optional[str]:
     return str(min(int(number), 2))
 
 
-def parse_dsl(obj: Any) -> Node:
-    """Parse one Elasticsearch query DSL object (``{"match": {...}}``, not wrapped in ``query``)."""
-    return _DslParser().node(obj)
+def parse_dsl(obj: Any, fields: FieldKinds = DYNAMIC) -> Node:
+    """Parse one Elasticsearch query DSL object (``{"match": {...}}``, not wrapped in ``query``).
+
+    ``fields`` tells keyword fields from text fields (``query_string`` and
+    ``simple_query_string`` normalise and drop words by field kind).
+    """
+    return _DslParser(fields).node(obj)
 
 
 __all__ = ["parse_dsl", "resolve_minimum_should_match"]

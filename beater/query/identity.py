@@ -61,9 +61,14 @@ def canonical_json(node: ir.Node) -> str:
     return json.dumps(node_to_json(node), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def subscription_id(index: str, node: ir.Node) -> str:
-    """The id of ``node`` (already canonical) registered on ``index``."""
-    return xxhash.xxh64((FORMAT_VERSION + index + "\x00" + canonical_json(node)).encode("utf-8")).hexdigest()
+def subscription_id(index: str, node: ir.Node, mapping: str = "") -> str:
+    """The id of ``node`` (already canonical) registered on ``index``.
+
+    ``mapping`` tags the index's configured mapping (empty for dynamic mapping): the
+    same text can mean another query under another mapping, so it gets another id.
+    """
+    scope = index if not mapping else index + "\x00mapping:" + mapping
+    return xxhash.xxh64((FORMAT_VERSION + scope + "\x00" + canonical_json(node)).encode("utf-8")).hexdigest()
 
 
 __all__ = ["FORMAT_VERSION", "canonical_json", "node_from_json", "node_to_json", "subscription_id"]

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from beater.errors import InvalidQuery, UnsupportedQuery
+from beater.query.kinds import DYNAMIC, FieldKinds
 from beater.query.ir import (
     ANY_FIELD,
     Bool,
@@ -204,18 +205,13 @@ def java_lower(text: str) -> str:
     return "".join(out)
 
 
-def is_keyword_field(field: str) -> bool:
-    """Whether ``field`` is a keyword sub-field by name (the only keyword fields dynamic mapping makes)."""
-    return field == "keyword" or field.endswith(".keyword")
-
-
-def normalised_term(field: str, value: str) -> str:
+def normalised_term(field: str, value: str, fields: FieldKinds = DYNAMIC) -> str:
     """What query_string's normaliser makes of a wildcard/prefix/fuzzy term on a concrete field.
 
-    Text fields lowercase it (the standard analyzer's normaliser); keyword sub-fields keep it.
+    Text fields lowercase it (the standard analyzer's normaliser); keyword fields keep it.
     On ANY_FIELD the IR keeps the raw value and the matcher normalises per field.
     """
-    if field == ANY_FIELD or is_keyword_field(field):
+    if field == ANY_FIELD or fields.is_keyword(field):
         return value
     return java_lower(value)
 
@@ -233,8 +229,9 @@ _CLAUSE_START = {
 
 
 class _Parser:
-    def __init__(self, text: str, default_operator: str, default_field: str) -> None:
+    def __init__(self, text: str, default_operator: str, default_field: str, fields: FieldKinds) -> None:
         self.text = text
+        self.fields = fields
         self.tokens = _lex(text)
         self.i = 0
         self.op_and = default_operator == "and"
@@ -448,9 +445,9 @@ class _Parser:
         if tok.kind == "STAR" or (tok.kind == "WILDTERM" and image == "*"):
             return MatchAll() if field == ANY_FIELD else Exists(field)
         if tok.kind == "WILDTERM":
-            return Wildcard(field, normalised_term(field, image))
+            return Wildcard(field, normalised_term(field, image, self.fields))
         if tok.kind == "PREFIXTERM":
-            return Prefix(field, normalised_term(field, discard_escape_char(image[:-1], tok.pos)))
+            return Prefix(field, normalised_term(field, discard_escape_char(image[:-1], tok.pos), self.fields))
         if tok.kind == "REGEXPTERM":
             return Regexp(field, image[1:-1])  # regexps are not normalised (checked)
         text = discard_escape_char(image, tok.pos)
@@ -459,7 +456,7 @@ class _Parser:
                 fuzziness = "AUTO"
             else:
                 fuzziness = str(min(2, int(float(slop.image[1:]))))
-            return Fuzzy(field, normalised_term(field, text), fuzziness=fuzziness)
+            return Fuzzy(field, normalised_term(field, text, self.fields), fuzziness=fuzziness)
         return self.field_query(field, text, tok)
 
     def field_query(self, field: str, text: str, tok: _Tok) -> Optional[Node]:
@@ -474,12 +471,12 @@ class _Parser:
             if len(text) > 2 and text[1] == "=":
                 return self.range_query(field, None, text[2:], True, True, tok)
             return self.range_query(field, None, text[1:], True, False, tok)
-        if field != ANY_FIELD and not is_keyword_field(field) and not has_tokens(text):
+        if field != ANY_FIELD and not self.fields.is_keyword(field) and not has_tokens(text):
             return None  # analyses to nothing on a text field: Lucene drops the clause
         return Match(field, text, operator="and" if self.op_and else "or")
 
     def phrase(self, field: str, text: str, slop: int) -> Optional[Node]:
-        if field != ANY_FIELD and not is_keyword_field(field) and not has_tokens(text):
+        if field != ANY_FIELD and not self.fields.is_keyword(field) and not has_tokens(text):
             return None
         return Phrase(field, text, slop=slop)
 
@@ -493,7 +490,7 @@ class _Parser:
             low = None
         if high == "*":
             high = None
-        low, high = _range_normalised(field, low), _range_normalised(field, high)
+        low, high = _range_normalised(field, low, self.fields), _range_normalised(field, high, self.fields)
         return Range(
             field,
             gte=low if low_incl else None,
@@ -503,12 +500,12 @@ class _Parser:
         )
 
 
-def _range_normalised(field: str, bound: Optional[str]) -> Optional[str]:
+def _range_normalised(field: str, bound: Optional[str], fields: FieldKinds) -> Optional[str]:
     # text fields normalise range bounds in query_string; a bound with digits or a boolean
     # literal may be meant for a number/date/boolean field, which parses it case-sensitively
     if bound is None or any(c.isdigit() for c in bound) or bound.lower() in ("true", "false"):
         return bound
-    return normalised_term(field, bound)
+    return normalised_term(field, bound, fields)
 
 
 def _boolean(clauses: List[Tuple[str, Node]]) -> Optional[Node]:
@@ -524,7 +521,7 @@ def _boolean(clauses: List[Tuple[str, Node]]) -> Optional[Node]:
 _LOCK = threading.Lock()
 
 
-def parse_lucene(text: str, default_operator: str = "or", default_field: str = ANY_FIELD) -> Node:
+def parse_lucene(text: str, default_operator: str = "or", default_field: str = ANY_FIELD, fields: FieldKinds = DYNAMIC) -> Node:
     """Parse Lucene query syntax as Elasticsearch ``query_string`` does (lenient, default field ``*``).
 
     Raises InvalidQuery (with the offending part and position) on syntax errors and
@@ -536,10 +533,10 @@ def parse_lucene(text: str, default_operator: str = "or", default_field: str = A
     if operator not in ("or", "and"):
         raise InvalidQuery("default_operator must be 'or' or 'and'", part=repr(default_operator))
     with _LOCK:  # cheap; keeps the parser safe if it ever gains shared state
-        return _Parser(text, operator, default_field).parse()
+        return _Parser(text, operator, default_field, fields).parse()
 
 
 __all__ = [
-    "MAX_CLAUSES", "MAX_DEPTH", "discard_escape_char", "has_tokens", "is_keyword_field", "is_single_token", "java_lower",
+    "MAX_CLAUSES", "MAX_DEPTH", "discard_escape_char", "has_tokens", "is_single_token", "java_lower",
     "normalised_term", "parse_lucene",
 ]

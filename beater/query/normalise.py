@@ -2,16 +2,19 @@
 
 ``canonicalise`` is pure and meaning-preserving: it only applies rewrites that
 cannot change which documents match under Elasticsearch semantics and the
-dynamic mapping of :mod:`beater.percolator.mapping` (every string field is text
-with a ``.keyword`` sub-field holding the same values).
+index's field kinds (:mod:`beater.query.kinds`: keyword or text, from the
+configured mapping or, by default, the dynamic mapping of
+:mod:`beater.percolator.mapping`, where every string field is text with a
+``.keyword`` sub-field holding the same values).
 
 Why lowercasing is safe: on a text field the standard analyzer lowercases
-anyway.  On ANY_FIELD the ``.keyword`` sub-fields see the raw text, but a
-keyword value equal to the query text means its parent text field holds exactly
-the query's tokens, so the text field matches too (provided the text has a
-token at all, which is checked).  Texts that could be case-sensitive literals of
-number, date or boolean fields (``true``, ``2020-01-01T00:00Z``, ``1E5``,
-``NaN``) are left alone.
+anyway; keyword fields keep their text as written.  On ANY_FIELD the keyword
+fields see the raw text too, so the text is lowercased there only when every
+keyword field is the ``.keyword`` twin of a text field: a keyword value equal to
+the query text means its parent text field holds exactly the query's tokens, so
+the text field matches too (provided the text has a token at all, which is
+checked).  Texts that could be case-sensitive literals of number, date or
+boolean fields (``true``, ``2020-01-01T00:00Z``, ``1E5``, ``NaN``) are left alone.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from beater.query.ir import (
     Term,
     Terms,
 )
-from beater.query.lucene import has_tokens, is_keyword_field, is_single_token, java_lower
+from beater.query.kinds import DYNAMIC, FieldKinds
+from beater.query.lucene import has_tokens, is_single_token, java_lower
 
 _LITERAL_WORDS = {"true", "false", "nan", "infinity", "+infinity", "-infinity"}
 _LITERAL_LETTERS = set("tzefd")  # letters that can appear in dates (T, Z) and Java numbers (1e5, 1.5f, 2d)
@@ -47,32 +51,32 @@ def _literal_like(text: str) -> bool:
     return False
 
 
-def _normal_text(field: str, text: str) -> str:
-    if is_keyword_field(field) or _literal_like(text):
+def _normal_text(field: str, text: str, fields: FieldKinds) -> str:
+    if fields.is_keyword(field) or _literal_like(text):
         return text
-    if field == ANY_FIELD and not has_tokens(text):
-        return text  # only keyword sub-fields can match: the raw text matters
+    if field == ANY_FIELD and not (has_tokens(text) and fields.keyword_values_have_text_twins):
+        return text  # keyword fields can match on their own: the raw text matters
     # tokens do not depend on case or on the amount of whitespace between them
     return " ".join(java_lower(text).split())
 
 
-def _single_term(field: str, text: str) -> bool:
+def _single_term(field: str, text: str, fields: FieldKinds) -> bool:
     """Whether analysis certainly yields exactly one term on every field ``field`` can mean."""
-    return is_keyword_field(field) or is_single_token(text)
+    return fields.is_keyword(field) or is_single_token(text)
 
 
-def _leaf(node: Node) -> Node:
+def _leaf(node: Node, fields: FieldKinds) -> Node:
     if isinstance(node, Match):
-        text = _normal_text(node.field, node.text)
+        text = _normal_text(node.field, node.text, fields)
         fuzziness = None if node.fuzziness in (None, "0") else node.fuzziness
         operator, msm = node.operator, node.minimum_should_match
-        if _single_term(node.field, text):
+        if _single_term(node.field, text, fields):
             # one term: ES builds a term query; operator and minimum_should_match do not apply
             operator, msm = "or", None
         return Match(node.field, text, operator=operator, minimum_should_match=msm, fuzziness=fuzziness)
     if isinstance(node, Phrase):
-        text = _normal_text(node.field, node.text)
-        if _single_term(node.field, text):
+        text = _normal_text(node.field, node.text, fields)
+        if _single_term(node.field, text, fields):
             return Match(node.field, text)  # a one-term phrase is a term query
         return Phrase(node.field, text, slop=node.slop)
     if isinstance(node, Terms):
@@ -109,7 +113,7 @@ def _is_disjunction(node: Node) -> bool:
     )
 
 
-def _canonical_bool(node: Bool) -> Node:
+def _canonical_bool(node: Bool, fields: FieldKinds) -> Node:
     original_must = list(node.must) + list(node.filter)  # filter only differs in scoring
     # how many should clauses a match needs, decided by the clauses as written
     if node.minimum_should_match is not None:
@@ -121,7 +125,7 @@ def _canonical_bool(node: Bool) -> Node:
     must_not: List[Node] = []
     should: List[Node] = []
 
-    for child in (canonicalise(c) for c in original_must):
+    for child in (canonicalise(c, fields) for c in original_must):
         if isinstance(child, MatchAll):
             continue
         if isinstance(child, MatchNone):
@@ -132,7 +136,7 @@ def _canonical_bool(node: Bool) -> Node:
         else:
             must.append(child)
 
-    for child in (canonicalise(c) for c in node.must_not):
+    for child in (canonicalise(c, fields) for c in node.must_not):
         if isinstance(child, MatchNone):
             continue
         if isinstance(child, MatchAll):
@@ -143,7 +147,7 @@ def _canonical_bool(node: Bool) -> Node:
             must_not.append(child)
 
     if required > 0:
-        for child in (canonicalise(c) for c in node.should):
+        for child in (canonicalise(c, fields) for c in node.should):
             if isinstance(child, MatchNone):
                 continue
             if isinstance(child, MatchAll):
@@ -192,11 +196,14 @@ def _canonical_bool(node: Bool) -> Node:
     return Bool(must=must_t, should=should_t, must_not=must_not_t, minimum_should_match=msm)
 
 
-def canonicalise(node: Node) -> Node:
-    """The canonical tree of ``node``: equal for queries that match the same documents by construction."""
+def canonicalise(node: Node, fields: FieldKinds = DYNAMIC) -> Node:
+    """The canonical tree of ``node``: equal for queries that match the same documents by construction.
+
+    ``fields`` are the field kinds of the index the query is registered on.
+    """
     if isinstance(node, Bool):
-        return _canonical_bool(node)
-    return _leaf(node)
+        return _canonical_bool(node, fields)
+    return _leaf(node, fields)
 
 
 __all__ = ["canonicalise"]

@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import FrozenSet, Iterable, Optional, Set
 
 from beater.query import ir
-
-KEYWORD_SUFFIX = ".keyword"
+from beater.query.kinds import KEYWORD_SUFFIX
 
 
 def fields_read(node: ir.Node) -> Optional[FrozenSet[str]]:

@@ -29,7 +29,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from beater.errors import InvalidQuery, UnsupportedQuery
 from beater.query.ir import Bool, Fuzzy, Match, MatchAll, MatchNone, Node, Phrase, Prefix
-from beater.query.lucene import MAX_CLAUSES, has_tokens, is_keyword_field, normalised_term
+from beater.query.kinds import DYNAMIC, FieldKinds
+from beater.query.lucene import MAX_CLAUSES, has_tokens, normalised_term
 
 AND, NOT, OR, PREFIX, PHRASE, PRECEDENCE, ESCAPE, WHITESPACE, FUZZY, NEAR = (1 << i for i in range(10))
 ALL = -1
@@ -78,6 +79,7 @@ class Fields:
     default_operator: str = "or"
     fuzzy_prefix_length: int = 0
     fuzzy_transpositions: bool = True
+    kinds: FieldKinds = DYNAMIC
 
     def _either(self, nodes: List[Node]) -> Optional[Node]:
         if not nodes:
@@ -86,30 +88,29 @@ class Fields:
 
     def word(self, text: str) -> Optional[Node]:
         """A plain word: analysed per field, its tokens joined with the default operator."""
-        return self._either([Match(f, text, operator=self.default_operator) for f in self.names if _analysable(f, text)])
+        return self._either([Match(f, text, operator=self.default_operator) for f in self.names if self._analysable(f, text)])
 
     def phrase(self, text: str, slop: int) -> Optional[Node]:
         """A quoted phrase with its slop."""
         if not text:
             return None
-        return self._either([Phrase(f, text, slop=slop) for f in self.names if _analysable(f, text)])
+        return self._either([Phrase(f, text, slop=slop) for f in self.names if self._analysable(f, text)])
 
     def prefix(self, text: str) -> Optional[Node]:
         """``text*``: normalised (lowercased on text fields), not analysed."""
-        return self._either([Prefix(f, normalised_term(f, text)) for f in self.names])
+        return self._either([Prefix(f, normalised_term(f, text, self.kinds)) for f in self.names])
 
     def fuzzy(self, text: str, edits: int) -> Optional[Node]:
         """``text~edits``: normalised, not analysed."""
         return self._either([
-            Fuzzy(f, normalised_term(f, text), fuzziness=str(edits), prefix_length=self.fuzzy_prefix_length,
+            Fuzzy(f, normalised_term(f, text, self.kinds), fuzziness=str(edits), prefix_length=self.fuzzy_prefix_length,
                   transpositions=self.fuzzy_transpositions)
             for f in self.names
         ])
 
-
-def _analysable(field: str, text: str) -> bool:
-    """Whether ``text`` gives a query on ``field``: on a concrete text field it must hold a token."""
-    return field == "*" or is_keyword_field(field) or has_tokens(text)
+    def _analysable(self, field: str, text: str) -> bool:
+        """Whether ``text`` gives a query on ``field``: on a concrete text field it must hold a token."""
+        return field == "*" or self.kinds.is_keyword(field) or has_tokens(text)
 
 
 class _Parser:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from beater.mappings import IndexMapping
 from beater.percolator.elasticsearch import ID_FIELD, QUERY_FIELD, ElasticsearchError, conform, index_body, stored_query
 from beater.percolator.mapping import mapping_for_documents
 from beater.registration import Registration
@@ -82,12 +83,15 @@ def es_url() -> str:
 class PercolatorIndex:
     """A fresh percolator index built as the backend builds it: mapping first, then queries."""
 
-    def __init__(self, es: Es, documents: Sequence[Mapping[str, Any]], prefix: str = "estrom-diff-") -> None:
+    def __init__(
+        self, es: Es, documents: Sequence[Mapping[str, Any]], prefix: str = "estrom-diff-", configured: Optional[IndexMapping] = None,
+    ) -> None:
         self.es = es
         self.name = prefix + uuid.uuid4().hex[:10]
-        es.request("PUT", f"/{self.name}", index_body())
+        given = dict(configured.properties) if configured is not None else {}
+        es.request("PUT", f"/{self.name}", index_body(given))
         self.properties: Dict[str, Any] = {}
-        new = mapping_for_documents(documents, {})
+        new = mapping_for_documents(documents, given) if configured is None or configured.dynamic else {}
         if new:
             es.request("PUT", f"/{self.name}/_mapping", {"properties": new})
         mapping = es.request("GET", f"/{self.name}/_mapping")

@@ -17,14 +17,15 @@ import copy
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import pytest
 
 from beater.errors import InvalidQuery, UnsupportedQuery
+from beater.mappings import IndexMapping, check_mapping, field_kinds
 from beater.registration import Registration, make_registration
 from tests.differential.es import Es, PercolatorIndex
-from tests.differential.queries import QUERIES
+from tests.differential.queries import MAPPED, QUERIES
 
 INDEX = "diff"
 BATCH = 250
@@ -93,16 +94,23 @@ def source_text(source: Any) -> str:
     return source if isinstance(source, str) else json.dumps(source)
 
 
-def compare(es: Es, documents: Sequence[Mapping[str, Any]]) -> Report:
-    """Register QUERIES on both sides, percolate ``documents`` on both, collect the differences."""
+def compare(
+    es: Es, documents: Sequence[Mapping[str, Any]], queries: Sequence[Tuple[Any, str]] = QUERIES, configured: Optional[IndexMapping] = None,
+) -> Report:
+    """Register ``queries`` on both sides, percolate ``documents`` on both, collect the differences.
+
+    With ``configured``, both sides start from that explicit mapping of the index.
+    """
     from beater.percolator.embedded import QueryIndex
     from beater.query.reads import fields_read
 
+    mappings = {INDEX: configured} if configured is not None else {}
+    kinds = field_kinds(mappings, INDEX)
     report = Report(documents=len(documents))
     registrations: Dict[str, Registration] = {}
-    for source, operator in QUERIES:
+    for source, operator in queries:
         try:
-            registration = make_registration(INDEX, source, operator)
+            registration = make_registration(INDEX, source, operator, kinds)
         except UnsupportedQuery as e:
             report.unsupported[source_text(source)] = e.message
             continue
@@ -111,12 +119,12 @@ def compare(es: Es, documents: Sequence[Mapping[str, Any]]) -> Report:
             continue
         registrations.setdefault(registration.id, registration)
 
-    oracle = PercolatorIndex(es, documents)
+    oracle = PercolatorIndex(es, documents, configured=configured)
     try:
         refused = oracle.register(registrations.values())
         for sub_id, reason in refused.items():
             report.es_refused[source_text(registrations.pop(sub_id).source)] = reason
-        embedded = QueryIndex()
+        embedded = QueryIndex(mappings=mappings)
         for sub_id, registration in list(registrations.items()):
             try:
                 embedded.add(registration)
@@ -124,7 +132,7 @@ def compare(es: Es, documents: Sequence[Mapping[str, Any]]) -> Report:
                 report.unsupported[source_text(registration.source)] = e.message
                 del registrations[sub_id]
         report.compared = list(registrations.values())
-        scoped = QueryIndex()
+        scoped = QueryIndex(mappings=mappings)
         fielded = {sub_id for sub_id, r in registrations.items() if fields_read(r.canonical) is not None}
         for sub_id in fielded:
             scoped.add(registrations[sub_id])
@@ -159,6 +167,37 @@ def test_embedded_agrees_with_elasticsearch(es: Es, corpus: List[Dict[str, Any]]
     report = compare(es, corpus)
     with capsys.disabled():
         print("\n" + report.summary())
+    assert report.compared, "no query was compared"
+    assert report.matches, "Elasticsearch matched nothing: the comparison proves nothing"
+    assert not report.mismatches, report.summary()
+
+
+# The corpus's fields as an operator would map them: standalone keyword fields (no text twin),
+# ignore_above cutting some values, typed numbers, dates and booleans, nested objects.
+EXPLICIT_PROPERTIES: Dict[str, Any] = {
+    "user": {"type": "keyword"},
+    "title": {"type": "text"},
+    "type": {"type": "keyword", "ignore_above": 4},
+    "wiki": {"type": "keyword"},
+    "comment": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 40}}},
+    "server_name": {"type": "keyword", "ignore_above": 16},
+    "namespace": {"type": "long"},
+    "bot": {"type": "boolean"},
+    "timestamp": {"type": "date"},
+    "length": {"properties": {"new": {"type": "float"}, "old": {"type": "long"}}},
+    "meta": {"properties": {"dt": {"type": "date"}, "domain": {"type": "keyword"}, "uri": {"type": "text"}}},
+}
+
+
+@pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic", "strict-fields"])
+def test_embedded_agrees_with_elasticsearch_under_an_explicit_mapping(
+    es: Es, corpus: List[Dict[str, Any]], dynamic: bool, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With a configured mapping (other fields mapped dynamically, or not at all) both percolators agree."""
+    configured = check_mapping(INDEX, {"dynamic": dynamic, "properties": EXPLICIT_PROPERTIES})
+    report = compare(es, corpus, (QUERIES + MAPPED) if dynamic else MAPPED, configured)
+    with capsys.disabled():
+        print(f"\n[explicit mapping, dynamic {str(dynamic).lower()}] " + report.summary())
     assert report.compared, "no query was compared"
     assert report.matches, "Elasticsearch matched nothing: the comparison proves nothing"
     assert not report.mismatches, report.summary()

@@ -14,14 +14,15 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Any, Callable, List, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 
 from beater.percolator.embedded.query_index import QueryIndex
 from beater.percolator.embedded.store import Store
-from beater.registration import Registration
+from beater.mappings import IndexMapping, field_kinds
+from beater.registration import Registration, make_registration
 
 __all__ = ["EmbeddedPercolator", "QueryIndex"]
 
@@ -39,17 +40,23 @@ class EmbeddedPercolator:
     name = "embedded"
     incremental = True
 
-    def __init__(self, path: Path, reactor: Any = None) -> None:
-        """``path`` is the sqlite file (created with its directories at start); ``reactor`` enables threads."""
+    def __init__(self, path: Path, reactor: Any = None, mappings: Optional[Mapping[str, IndexMapping]] = None) -> None:
+        """``path`` is the sqlite file (created with its directories at start); ``reactor`` enables threads;
+        ``mappings`` are the configured mappings of the indexes that have one."""
         self.path = Path(path)
         self.reactor = reactor
+        self.mappings: Mapping[str, IndexMapping] = mappings or {}
         self.store: Optional[Store] = None
-        self.index = QueryIndex(on_model_change=self._save_model)
+        self.index = QueryIndex(on_model_change=self._save_model, mappings=self.mappings)
         self.refused: List[str] = []
+        self.remapped: Dict[str, str] = {}  # old id -> new id of registrations made under another mapping
+
+    def _mapping_tag(self, index: str) -> str:
+        return field_kinds(self.mappings, index).tag
 
     def _save_model(self, index: str, properties: Any) -> None:
         if self.store is not None:
-            self.store.save_model(index, properties)
+            self.store.save_model(index, properties, self._mapping_tag(index))
 
     def _call(self, function: Callable[..., T], *args: Any) -> "Deferred[T]":
         """Run ``function`` synchronously, its result or exception in an already fired Deferred."""
@@ -82,18 +89,38 @@ class EmbeddedPercolator:
                 f"the registration store {self.path} cannot be read ({e}); it was left untouched: "
                 f"move it aside to start with no registrations, or restore a copy"
             ) from None
-        for index, properties in models.items():
-            self.index.load_model(index, properties)
+        for index, (properties, tag) in models.items():
+            if tag == self._mapping_tag(index):
+                self.index.load_model(index, properties)
+            else:  # fields mapped under another configured mapping: start again from this one
+                log.warning("index %s: its mapping changed; its field model starts again from the configured one", index)
         loaded = 0
         for subscription_id, _, data in stored:
             try:
                 registration = Registration.from_json(data)
+                if registration.mapping != self._mapping_tag(registration.index):
+                    registration = self._remap(registration)
                 self.index.add(registration)
                 loaded += 1
             except Exception as e:  # a registration this version cannot match stays stored, unmatched
                 self.refused.append(subscription_id)
                 log.warning("stored registration %s cannot be loaded: %s", subscription_id, e)
         log.info("embedded percolator: %d registrations loaded from %s", loaded, self.path)
+
+    def _remap(self, old: Registration) -> Registration:
+        """``old`` made again under its index's current mapping, stored under its new id in place of the old.
+
+        Under another mapping the same query can match other documents, so it gets
+        another id; the query itself is kept.  Adding before removing means a crash
+        in between leaves both, and the next start finishes the move.
+        """
+        assert self.store is not None
+        new = make_registration(old.index, old.source, old.default_operator, field_kinds(self.mappings, old.index))
+        self.store.add(new.id, new.index, new.to_json())
+        self.store.remove(old.id)
+        self.remapped[old.id] = new.id
+        log.warning("registration %s of index %s was made under another mapping: it is now %s", old.id, old.index, new.id)
+        return new
 
     def _require_store(self) -> Store:
         if self.store is None:

@@ -1,6 +1,8 @@
 """Documents as the embedded percolator sees them: typed, flattened, analysed fields.
 
-The field model of an index is the Elasticsearch mapping its documents would get
+The field model of an index is the Elasticsearch mapping its documents would get:
+the configured mapping if there is one (:mod:`beater.mappings`), and for the
+fields it does not name (unless it says ``dynamic: false``) the dynamic mapping
 (:mod:`beater.percolator.mapping`: the first value of a field fixes its type;
 strings are ``text`` with a ``.keyword`` sub-field, or ``date`` when they look
 like one).  It grows before each batch is matched with the fields that batch
@@ -11,7 +13,8 @@ A document is then read as Elasticsearch would index it with that mapping and
 where a value is mapped, a number that does not parse, a date in another format,
 a dotted key) are left out; strings and numbers in text fields are analysed with
 the standard analyzer, arrays leave a position gap of 100 between values;
-``.keyword`` keeps values of at most 256 characters; numbers are coerced
+keyword fields keep values of at most their ``ignore_above`` characters (256 for
+dynamic ``.keyword`` sub-fields); numbers are coerced
 (``"12.5"`` in a long field is 12, float fields hold 32-bit floats); dates are
 epoch milliseconds.
 """
@@ -28,10 +31,10 @@ from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequ
 
 from beater.percolator.embedded.analysis import analyze_cached
 from beater.percolator.mapping import mapping_for_documents, merge_properties
-from beater.query.reads import KEYWORD_SUFFIX, source_paths
+from beater.query.kinds import KEYWORD_SUFFIX
+from beater.query.reads import source_paths
 
 TEXT, KEYWORD, LONG, FLOAT, DATE, BOOLEAN, OBJECT = "text", "keyword", "long", "float", "date", "boolean", "object"
-IGNORE_ABOVE = 256
 POSITION_GAP = 100
 PREFIX_VIEW = 3  # AnalysedDoc.prefix_view groups terms by this many first characters
 INTERNAL_PREFIX = "@estrom_"
@@ -165,11 +168,17 @@ def parse_boolean(value: Any) -> Optional[bool]:
 # --- field model ----------------------------------------------------------------------------------
 
 class FieldModel:
-    """The mapping of one index: Elasticsearch ``properties`` plus a flat ``path -> type`` view."""
+    """The mapping of one index: Elasticsearch ``properties`` plus a flat ``path -> type`` view.
 
-    def __init__(self, properties: Optional[Mapping[str, Any]] = None) -> None:
+    ``dynamic`` False (a configured mapping with ``dynamic: false``) keeps the model
+    as given: fields it does not map are never indexed.
+    """
+
+    def __init__(self, properties: Optional[Mapping[str, Any]] = None, dynamic: bool = True) -> None:
         self.properties: Dict[str, Any] = {}
         self.types: Dict[str, str] = {}
+        self.ignore_above: Dict[str, Optional[int]] = {}  # keyword path -> longest value kept (None: any)
+        self.dynamic = dynamic
         self.version = 0
         if properties:
             self.grow_with(properties)
@@ -180,6 +189,8 @@ class FieldModel:
 
     def grow(self, documents: Sequence[Mapping[str, Any]]) -> List[str]:
         """Map the fields these documents show first; return the new paths (empty if none)."""
+        if not self.dynamic:
+            return []
         visible = [
             {k: v for k, v in doc.items() if not (isinstance(k, str) and k.startswith(INTERNAL_PREFIX))}
             for doc in documents
@@ -195,7 +206,8 @@ class FieldModel:
         self.properties = merge_properties(self.properties, new)
         before = set(self.types)
         self.types = {}
-        _flatten_types(self.properties, "", self.types)
+        self.ignore_above = {}
+        _flatten_types(self.properties, "", self.types, self.ignore_above)
         self.version += 1
         return sorted(set(self.types) - before)
 
@@ -204,17 +216,21 @@ class FieldModel:
         return self.properties
 
 
-def _flatten_types(properties: Mapping[str, Any], prefix: str, out: Dict[str, str]) -> None:
+def _flatten_types(properties: Mapping[str, Any], prefix: str, out: Dict[str, str], limits: Dict[str, Optional[int]]) -> None:
     for key, mapping in properties.items():
         path = prefix + key
         kind = mapping.get("type", OBJECT)
         if "properties" in mapping or kind == OBJECT:
             out[path] = OBJECT
-            _flatten_types(mapping.get("properties", {}), path + ".", out)
+            _flatten_types(mapping.get("properties", {}), path + ".", out, limits)
         else:
             out[path] = kind
-            if KEYWORD_SUFFIX[1:] in mapping.get("fields", {}):
+            if kind == KEYWORD:
+                limits[path] = mapping.get("ignore_above")
+            sub = mapping.get("fields", {}).get(KEYWORD_SUFFIX[1:])
+            if sub is not None:
                 out[path + KEYWORD_SUFFIX] = KEYWORD
+                limits[path + KEYWORD_SUFFIX] = sub.get("ignore_above")
 
 
 # --- analysed documents ---------------------------------------------------------------------------
@@ -320,13 +336,13 @@ def analyse_document(document: Mapping[str, Any], model: FieldModel, scope: Opti
     doc = AnalysedDoc(types=model.types)
     text_next: Dict[str, int] = {}
     if _is_object(document):
-        _walk(document, "", model.types, doc, text_next, scope)
+        _walk(document, "", model.types, model.ignore_above, doc, text_next, scope)
     return doc
 
 
 def _walk(
-    obj: Mapping[str, Any], prefix: str, types: Mapping[str, str], doc: AnalysedDoc, text_next: Dict[str, int],
-    scope: Optional[FieldScope],
+    obj: Mapping[str, Any], prefix: str, types: Mapping[str, str], limits: Mapping[str, Optional[int]], doc: AnalysedDoc,
+    text_next: Dict[str, int], scope: Optional[FieldScope],
 ) -> None:
     for key, value in obj.items():
         if not isinstance(key, str) or not key or "." in key or key.startswith(INTERNAL_PREFIX):
@@ -342,7 +358,7 @@ def _walk(
         if kind is None:
             continue
         for item in value if isinstance(value, list) else (value,):
-            _add_value(item, path, kind, types, doc, text_next, inner)
+            _add_value(item, path, kind, types, limits, doc, text_next, inner)
 
 
 def _mark_present(path: str, doc: AnalysedDoc) -> None:
@@ -353,18 +369,18 @@ def _mark_present(path: str, doc: AnalysedDoc) -> None:
 
 
 def _add_value(
-    item: Any, path: str, kind: str, types: Mapping[str, str], doc: AnalysedDoc, text_next: Dict[str, int],
-    scope: Optional[FieldScope] = None,
+    item: Any, path: str, kind: str, types: Mapping[str, str], limits: Mapping[str, Optional[int]], doc: AnalysedDoc,
+    text_next: Dict[str, int], scope: Optional[FieldScope] = None,
 ) -> None:
     if item is None:
         return
     if isinstance(item, list):  # nested arrays are flattened
         for sub in item:
-            _add_value(sub, path, kind, types, doc, text_next, scope)
+            _add_value(sub, path, kind, types, limits, doc, text_next, scope)
         return
     if kind == OBJECT:
         if _is_object(item):
-            _walk(item, path + ".", types, doc, text_next, scope)
+            _walk(item, path + ".", types, limits, doc, text_next, scope)
         return
     if _is_object(item):
         return
@@ -379,13 +395,16 @@ def _add_value(
         text_next[path] = start + len(tokens)
         _mark_present(path, doc)
         keyword_path = path + KEYWORD_SUFFIX
-        if keyword_path in types and len(text) <= IGNORE_ABOVE:
-            doc.keywords.setdefault(keyword_path, []).append(text)
-            doc.present.add(keyword_path)
+        if keyword_path in types:
+            limit = limits.get(keyword_path)
+            if limit is None or len(text) <= limit:
+                doc.keywords.setdefault(keyword_path, []).append(text)
+                doc.present.add(keyword_path)
         return
     if kind == KEYWORD:
         text = text_of(item)
-        if len(text) <= IGNORE_ABOVE:
+        limit = limits.get(path)
+        if limit is None or len(text) <= limit:
             doc.keywords.setdefault(path, []).append(text)
             _mark_present(path, doc)
         return

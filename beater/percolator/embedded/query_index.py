@@ -6,6 +6,7 @@ import threading
 from collections import Counter
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set
 
+from beater.mappings import IndexMapping
 from beater.percolator.embedded.fields import FieldModel, FieldScope, analyse_document
 from beater.percolator.embedded.matcher import compile_query
 from beater.percolator.embedded.presearcher import (
@@ -32,8 +33,8 @@ class _Query:
 class _IndexState:
     """Queries, presearcher and field model of one index."""
 
-    def __init__(self, properties: Optional[Mapping[str, Any]] = None) -> None:
-        self.model = FieldModel(properties)
+    def __init__(self, properties: Optional[Mapping[str, Any]] = None, dynamic: bool = True) -> None:
+        self.model = FieldModel(properties, dynamic)
         self.queries: Dict[int, _Query] = {}
         self.numbers: Dict[str, int] = {}
         self.presearcher = Presearcher()
@@ -124,8 +125,10 @@ class QueryIndex:
     while the reactor thread registers.
     """
 
-    def __init__(self, on_model_change: Optional[ModelListener] = None) -> None:
-        """``on_model_change(index, properties)`` is called when an index's field model grows."""
+    def __init__(self, on_model_change: Optional[ModelListener] = None, mappings: Optional[Mapping[str, IndexMapping]] = None) -> None:
+        """``on_model_change(index, properties)`` is called when an index's field model grows;
+        ``mappings`` are the configured mappings the field models of their indexes start from."""
+        self.mappings: Mapping[str, IndexMapping] = mappings or {}
         self._states: Dict[str, _IndexState] = {}
         self._index_of: Dict[str, str] = {}
         self._lock = threading.RLock()
@@ -140,7 +143,11 @@ class QueryIndex:
     def _state(self, index: str) -> _IndexState:
         state = self._states.get(index)
         if state is None:
-            state = self._states[index] = _IndexState()
+            configured = self.mappings.get(index)
+            if configured is None:
+                state = self._states[index] = _IndexState()
+            else:
+                state = self._states[index] = _IndexState(configured.properties, configured.dynamic)
         return state
 
     def load_model(self, index: str, properties: Mapping[str, Any]) -> None:

@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS registrations (
 );
 CREATE TABLE IF NOT EXISTS field_models (
     idx TEXT PRIMARY KEY,
-    properties TEXT NOT NULL
+    properties TEXT NOT NULL,
+    mapping TEXT NOT NULL DEFAULT ''
 );
 """
 
@@ -34,6 +35,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(field_models)")}
+        if "mapping" not in columns:  # a store written before mappings could be configured
+            self._db.execute("ALTER TABLE field_models ADD COLUMN mapping TEXT NOT NULL DEFAULT ''")
 
     def add(self, subscription_id: str, index: str, data: Dict[str, Any]) -> bool:
         """Store a registration; False (nothing written) if the id is already stored."""
@@ -62,20 +66,20 @@ class Store:
         for subscription_id, index, data in rows:
             yield subscription_id, index, json.loads(data)
 
-    def save_model(self, index: str, properties: Dict[str, Any]) -> None:
-        """Replace the stored field model of ``index``."""
+    def save_model(self, index: str, properties: Dict[str, Any], mapping: str = "") -> None:
+        """Replace the stored field model of ``index``, grown from the configured mapping tagged ``mapping``."""
         with self._lock:
             self._db.execute(
-                "INSERT INTO field_models (idx, properties) VALUES (?, ?) "
-                "ON CONFLICT(idx) DO UPDATE SET properties = excluded.properties",
-                (index, json.dumps(properties, separators=(",", ":"))),
+                "INSERT INTO field_models (idx, properties, mapping) VALUES (?, ?, ?) "
+                "ON CONFLICT(idx) DO UPDATE SET properties = excluded.properties, mapping = excluded.mapping",
+                (index, json.dumps(properties, separators=(",", ":")), mapping),
             )
 
-    def models(self) -> Dict[str, Dict[str, Any]]:
-        """Every stored field model by index."""
+    def models(self) -> Dict[str, Tuple[Dict[str, Any], str]]:
+        """Every stored field model by index, with the tag of the mapping it grew from."""
         with self._lock:
-            rows = self._db.execute("SELECT idx, properties FROM field_models").fetchall()
-        return {index: json.loads(properties) for index, properties in rows}
+            rows = self._db.execute("SELECT idx, properties, mapping FROM field_models").fetchall()
+        return {index: (json.loads(properties), mapping) for index, properties, mapping in rows}
 
     def close(self) -> None:
         """Close the database."""
