@@ -26,6 +26,7 @@ from twisted.internet.defer import ensureDeferred
 from twisted.trial import unittest
 
 from beater.errors import BackendUnavailable, InvalidQuery
+from beater.mappings import MappingError, check_mapping
 from beater.percolator.elasticsearch import ElasticsearchPercolator
 from beater.registration import Registration, make_registration
 from tests.integration.conftest import Estrom, free_port, http_get_json
@@ -164,6 +165,44 @@ class BackendTests(unittest.TestCase):
                 await self.percolator.register(reg)
             got = await self.percolator.percolate(self.index, [{"num": 7, "text": "hello"}, {"text": "abc"}])
             self.assertEqual(got, [[regs[1].id], []])
+
+        return ensureDeferred(go())
+
+    def test_a_configured_mapping_makes_the_percolator_index_and_is_matched_as_configured(self) -> "Any":
+        """The index is created with the configured fields; a keyword is case-sensitive; dynamic false maps nothing else."""
+
+        async def go() -> None:
+            configured = check_mapping(self.index, {"dynamic": False, "properties": {"user": {"type": "keyword", "ignore_above": 8}}})
+            percolator = self.make(mappings={self.index: configured})
+            await percolator.start()
+            _, mapping = es_get(f"/estrom-queries-{self.index}/_mapping")
+            properties = mapping[f"estrom-queries-{self.index}"]["mappings"]["properties"]
+            self.assertEqual(properties["user"], {"type": "keyword", "ignore_above": 8})
+            regs = [make_registration(self.index, q, "or", configured.kinds()) for q in ("user:Foo", "other:x", "user:Foo*")]
+            for reg in regs:
+                await percolator.register(reg)
+            docs = [{"user": "Foo", "other": "x"}, {"user": "foo"}, {"user": "Foolishness"}]
+            got = self.names(await percolator.percolate(self.index, docs), regs, ["exact", "other", "prefix"])
+            self.assertEqual(got, [["exact", "prefix"], [], []])  # "Foolishness" is longer than ignore_above
+            _, mapping = es_get(f"/estrom-queries-{self.index}/_mapping")
+            self.assertNotIn("other", mapping[f"estrom-queries-{self.index}"]["mappings"]["properties"])
+
+        return ensureDeferred(go())
+
+    def test_a_configured_mapping_conflicting_with_the_existing_index_stops_the_start(self) -> "Any":
+        """A field already mapped as text cannot become a keyword: the start fails naming the index and why."""
+
+        async def go() -> None:
+            await self.percolator.percolate(self.index, [{"user": "Foo"}])  # dynamic: user is text
+            configured = check_mapping(self.index, {"properties": {"user": {"type": "keyword"}}})
+            percolator = self.make(mappings={self.index: configured})
+            try:
+                await percolator.start()
+            except MappingError as e:
+                self.assertIn(f"estrom-queries-{self.index}", str(e))
+                self.assertIn("user", str(e))
+            else:
+                self.fail("a conflicting configured mapping was accepted")
 
         return ensureDeferred(go())
 
