@@ -58,10 +58,10 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 from twisted.web.client import HTTPConnectionPool
 
-from beater.errors import BackendUnavailable, InvalidQuery
-from beater.mappings import IndexMapping, MappingError
+from beater.errors import BackendUnavailable, EstromError, InvalidQuery
+from beater.mappings import IndexMapping, MappingError, field_kinds
 from beater.percolator.mapping import mapping_for_documents, merge_properties
-from beater.registration import Registration
+from beater.registration import Registration, make_registration
 
 log = Logger()
 
@@ -73,6 +73,7 @@ QUERY_FIELD = "@estrom_query"
 ID_FIELD = "@estrom_id"
 REGISTRATION_FIELD = "@estrom_registration"
 DISABLED_FIELD = "@estrom_disabled"
+MAPPING_FIELD = "@estrom_mapping"  # tag of the configured mapping a query was registered under
 PAGE = 10_000
 BOOLEAN_STRINGS = frozenset({"true", "false", ""})
 
@@ -111,6 +112,7 @@ def index_body(configured: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]
             "properties": {
                 QUERY_FIELD: {"type": "percolator"},
                 ID_FIELD: {"type": "keyword"},
+                MAPPING_FIELD: {"type": "keyword"},
                 REGISTRATION_FIELD: {"type": "object", "enabled": False},
                 **(configured or {}),
             },
@@ -227,6 +229,7 @@ class ElasticsearchPercolator:
         self._mapped: Dict[str, Dict[str, Any]] = {}
         self._ready_indexes: Set[str] = set()
         self._refused: Dict[str, Set[str]] = {}
+        self.remapped: Dict[str, str] = {}  # old id -> new id of queries registered under another mapping
 
     # --- HTTP -----------------------------------------------------------------------------------
 
@@ -313,9 +316,9 @@ class ElasticsearchPercolator:
             except ElasticsearchError as e:
                 if "resource_already_exists_exception" not in json.dumps(e.body):
                     raise
-        elif properties:
+        else:
             try:  # an index made before the mapping was configured (or changed): add what it lacks
-                await self._request("PUT", f"/{name}/_mapping", {"properties": properties})
+                await self._request("PUT", f"/{name}/_mapping", {"properties": {MAPPING_FIELD: {"type": "keyword"}, **properties}})
             except ElasticsearchError as e:
                 raise MappingError(
                     f"the percolator index {name} exists with a mapping that conflicts with the configured mapping "
@@ -325,6 +328,41 @@ class ElasticsearchPercolator:
         properties = next(iter(existing.values()))["mappings"].get("properties", {})
         self._mapped[index] = dict(properties)
         self._ready_indexes.add(index)
+        await self._move_to_current_mapping(index)
+
+    async def _move_to_current_mapping(self, index: str) -> None:
+        """Make again, under their new ids, the stored queries of ``index`` registered under another mapping.
+
+        Under another mapping the same query can match other documents, so it gets
+        another id (as in the embedded backend); the query itself is kept.  The new
+        document is stored before the old one is deleted.
+        """
+        name = percolator_index(index)
+        kinds = field_kinds(self.mappings, index)
+        if kinds.tag:
+            stale: Dict[str, Any] = {"bool": {"must_not": [{"term": {MAPPING_FIELD: kinds.tag}}]}}
+        else:
+            stale = {"exists": {"field": MAPPING_FIELD}}
+        search_after: Optional[List[Any]] = None
+        while True:
+            body: Dict[str, Any] = {"query": stale, "size": 1000, "sort": [{ID_FIELD: "asc"}], "track_total_hits": False}
+            if search_after is not None:
+                body["search_after"] = search_after
+            hits = (await self._request("POST", f"/{name}/_search", body))["hits"]["hits"]
+            for hit in hits:
+                old = Registration.from_json(hit["_source"][REGISTRATION_FIELD])
+                try:
+                    new = make_registration(old.index, old.source, old.default_operator, kinds)
+                    await self._register(new)
+                except EstromError as e:
+                    log.warn("stored query {id} of {index} cannot be made under the new mapping, left as it was: {why}", id=old.id, index=index, why=e.message)
+                    continue
+                await self._request("DELETE", f"/{name}/_doc/{old.id}?refresh=true", ok_missing=True)
+                self.remapped[old.id] = new.id
+                log.warn("registration {old} of index {index} was made under another mapping: it is now {new}", old=old.id, index=index, new=new.id)
+            if len(hits) < 1000:
+                return
+            search_after = hits[-1]["sort"]
 
     def register(self, registration: Registration) -> "Deferred[bool]":
         """Store the registration's query; Elasticsearch's refusal becomes InvalidQuery with its reason."""
@@ -338,6 +376,8 @@ class ElasticsearchPercolator:
             ID_FIELD: registration.id,
             REGISTRATION_FIELD: registration.to_json(),
         }
+        if registration.mapping:
+            doc[MAPPING_FIELD] = registration.mapping
         try:
             await self._request("PUT", f"/{name}/_create/{registration.id}?refresh=true", doc)
         except ElasticsearchError as e:

@@ -206,6 +206,29 @@ class BackendTests(unittest.TestCase):
 
         return ensureDeferred(go())
 
+    def test_queries_registered_under_another_mapping_move_to_their_new_ids_at_start(self) -> "Any":
+        """A field added to the configured mapping changes the tag: the stored query is made again under its new id."""
+
+        async def go() -> None:
+            before = check_mapping(self.index, {"properties": {"user": {"type": "keyword"}}})
+            first = self.make(mappings={self.index: before})
+            await first.start()
+            old = make_registration(self.index, "user:Foo", "or", before.kinds())
+            await first.register(old)
+            after = check_mapping(self.index, {"properties": {"user": {"type": "keyword"}, "message": {"type": "text"}}})
+            second = self.make(mappings={self.index: after})
+            await second.start()
+            new = make_registration(self.index, "user:Foo", "or", after.kinds())
+            self.assertEqual(second.remapped, {old.id: new.id})
+            self.assertIsNone(await second.lookup(old.id))
+            self.assertEqual(await second.lookup(new.id), new)
+            self.assertEqual(await second.percolate(self.index, [{"user": "Foo"}, {"user": "foo"}]), [[new.id], []])
+            third = self.make(mappings={self.index: after})
+            await third.start()
+            self.assertEqual(third.remapped, {})
+
+        return ensureDeferred(go())
+
     def test_unreachable_cluster_is_backend_unavailable(self) -> "Any":
         """Retries with back-off, then BackendUnavailable (HTTP 503); the health flag drops."""
 
