@@ -114,8 +114,22 @@ def check_mapping(index: str, body: Any) -> IndexMapping:
         raise MappingError(f"{where}: 'dynamic' must be true or false, not {json.dumps(dynamic)} ('strict' and 'runtime' are not supported)")
     properties = body.get("properties", {})
     _check_properties(properties, where, "")
-    canonical = json.dumps({"dynamic": dynamic, "properties": properties}, sort_keys=True, separators=(",", ":"))
+    # the tag goes into ids: only what changes matching may change it
+    canonical = json.dumps({"dynamic": dynamic, "properties": _meaning(properties)}, sort_keys=True, separators=(",", ":"))
     return IndexMapping(dynamic=dynamic, properties=properties, tag=xxhash.xxh64(canonical.encode("utf-8")).hexdigest())
+
+
+def _meaning(properties: Mapping[str, Any]) -> Dict[str, Any]:
+    """Checked ``properties`` without the parameters that never change what matches."""
+    out: Dict[str, Any] = {}
+    for name, spec in properties.items():
+        kept = {k: v for k, v in spec.items() if k not in _HARMLESS}
+        if "properties" in kept:
+            kept["properties"] = _meaning(kept["properties"])
+        if "fields" in kept:
+            kept["fields"] = _meaning(kept["fields"])
+        out[name] = kept
+    return out
 
 
 def _check_properties(properties: Any, where: str, prefix: str) -> None:
@@ -124,7 +138,7 @@ def _check_properties(properties: Any, where: str, prefix: str) -> None:
     for name, spec in properties.items():
         path = prefix + str(name)
         if not isinstance(name, str) or not name or "." in name:
-            raise MappingError(f"{where}: field name {name!r} must be non-empty and without dots (nest objects in 'properties')")
+            raise MappingError(f"{where}: field name {path!r} must be non-empty and without dots (nest objects in 'properties')")
         if name.startswith(INTERNAL_PREFIX):
             raise MappingError(f"{where}: field {path!r}: names starting with {INTERNAL_PREFIX!r} are estrom's own")
         if not isinstance(spec, Mapping):
@@ -153,14 +167,18 @@ def _check_parameters(spec: Mapping[str, Any], kind: str, where: str, path: str)
         _check_ignore_above(spec["ignore_above"], field)
     if kind == "text":
         subs = spec.get("fields", {})
-        if not isinstance(subs, Mapping) or set(subs) - {"keyword"}:
-            raise MappingError(f"{field}: the only sub-field supported is 'keyword' (of type keyword)")
+        if not isinstance(subs, Mapping):
+            raise MappingError(f"{field}: 'fields' must be an object of sub-fields")
+        for other in sorted(set(subs) - {"keyword"}):
+            raise MappingError(f"{field}: sub-field {other!r} in 'fields' is not supported (only 'keyword', of type keyword)")
         if subs:
             sub = subs["keyword"]
-            if not isinstance(sub, Mapping) or sub.get("type") != "keyword" or set(sub) - {"type", "ignore_above"} - _HARMLESS:
+            if not isinstance(sub, Mapping) or sub.get("type") != "keyword":
                 raise MappingError(f"{field}: sub-field 'keyword' must be {{\"type\": \"keyword\"}}, optionally with ignore_above")
+            for parameter in sorted(set(sub) - {"type", "ignore_above"} - _HARMLESS):
+                raise MappingError(f"{where}: field {path + KEYWORD_SUFFIX!r}: parameter {parameter!r} is not supported on a keyword sub-field")
             if "ignore_above" in sub:
-                _check_ignore_above(sub["ignore_above"], f"{field}.keyword")
+                _check_ignore_above(sub["ignore_above"], f"{where}: field {path + KEYWORD_SUFFIX!r}")
 
 
 def _check_ignore_above(value: Any, field: str) -> None:

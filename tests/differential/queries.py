@@ -288,6 +288,8 @@ MAPPED: List[Tuple[Any, str]] = [(q, "or") for q in [
     "comment.keyword:*",
     "_exists_:comment.keyword",
     "_exists_:type",
+    "type:*",
+    "type:\U0001F600*",
     "title.keyword:Q42",
     "timestamp:[1520439377 TO *]",
     "namespace:0 AND bot:true",

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import stat
 from pathlib import Path
 
+import pytest
+
+from beater.mappings import check_mapping
 from estrom import settings
+from estrom.children import child_arguments
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -46,3 +51,62 @@ def test_router_address_is_derived_from_its_url(tmp_path: Path) -> None:
     """Host, port and path of the router come from --router-url."""
     s = settings.resolve(parse(["--router-url", "ws://127.0.0.2:18080/wamp", "--data-dir", str(tmp_path)]), environ={})
     assert (s.router_host, s.router_port, s.router_path) == ("127.0.0.2", 18080, "wamp")
+
+
+def write_mappings(path: Path, content: dict) -> Path:
+    path.write_text(json.dumps(content))
+    return path
+
+
+def test_mappings_default_to_none_configured(tmp_path: Path) -> None:
+    """Without --mappings every index uses dynamic mapping."""
+    s = settings.resolve(parse(["--data-dir", str(tmp_path)]), environ={})
+    assert (s.mappings, s.index_mappings) == ("", {})
+
+
+def test_mappings_flag_loads_the_configured_indexes(tmp_path: Path) -> None:
+    """--mappings FILE gives index_mappings, one checked mapping per index the file names."""
+    path = write_mappings(tmp_path / "mappings.json", {"logs": {"dynamic": False, "properties": {"user": {"type": "keyword"}}}})
+    s = settings.resolve(parse(["--data-dir", str(tmp_path), "--mappings", str(path)]), environ={})
+    assert set(s.index_mappings) == {"logs"}
+    assert s.index_mappings["logs"] == check_mapping("logs", {"dynamic": False, "properties": {"user": {"type": "keyword"}}})
+
+
+def test_mappings_come_from_the_environment_too(tmp_path: Path) -> None:
+    """$ESTROM_MAPPINGS applies unless --mappings is given."""
+    path = write_mappings(tmp_path / "mappings.json", {"logs": {"properties": {"user": {"type": "keyword"}}}})
+    s = settings.resolve(parse(["--data-dir", str(tmp_path)]), environ={"ESTROM_MAPPINGS": str(path)})
+    assert set(s.index_mappings) == {"logs"}
+
+
+def test_mappings_with_an_unsupported_type_stop_startup_naming_the_field(tmp_path: Path) -> None:
+    """A mapping the percolators cannot honour is refused at start: index, field and type named."""
+    path = write_mappings(tmp_path / "mappings.json", {"logs": {"properties": {"where": {"type": "geo_point"}}}})
+    with pytest.raises(SystemExit) as caught:
+        settings.resolve(parse(["--data-dir", str(tmp_path), "--mappings", str(path)]), environ={})
+    message = str(caught.value)
+    assert message.startswith("estrom: --mappings:")
+    assert "'where'" in message and "geo_point" in message and str(path) in message
+
+
+def test_a_missing_mappings_file_stops_startup(tmp_path: Path) -> None:
+    """A --mappings path that cannot be read is named in the refusal."""
+    with pytest.raises(SystemExit, match="^estrom: --mappings: .*missing.json"):
+        settings.resolve(parse(["--data-dir", str(tmp_path), "--mappings", str(tmp_path / "missing.json")]), environ={})
+
+
+def test_mappings_path_is_made_absolute_and_given_to_children(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative --mappings is resolved once, so children started elsewhere read the same file."""
+    write_mappings(tmp_path / "mappings.json", {"logs": {"properties": {"user": {"type": "keyword"}}}})
+    monkeypatch.chdir(tmp_path)
+    s = settings.resolve(parse(["--data-dir", str(tmp_path), "--mappings", "mappings.json"]), environ={})
+    assert s.mappings == str((tmp_path / "mappings.json").resolve())
+    arguments = child_arguments(s)
+    assert arguments[arguments.index("--mappings") + 1] == s.mappings
+
+
+def test_children_of_a_parent_without_mappings_get_none(tmp_path: Path) -> None:
+    """An empty --mappings passed on to a child still means dynamic mapping."""
+    s = settings.resolve(parse(["--data-dir", str(tmp_path)]), environ={})
+    child = settings.resolve(parse(child_arguments(s)), environ={})
+    assert (child.mappings, child.index_mappings) == ("", {})

@@ -94,6 +94,7 @@ class EmbeddedPercolator:
                 self.index.load_model(index, properties)
             else:  # fields mapped under another configured mapping: start again from this one
                 log.warning("index %s: its mapping changed; its field model starts again from the configured one", index)
+                self._save_model(index, self.index.model(index).to_json())
         loaded = 0
         for subscription_id, _, data in stored:
             try:

@@ -303,6 +303,19 @@ class AnalysedDoc:
             yield path, BOOLEAN
 
 
+def within(text: str, ignore_above: Optional[int]) -> bool:
+    """Whether a keyword field with this ``ignore_above`` keeps ``text``: Elasticsearch counts Java
+    characters (UTF-16 units), so a character outside the BMP counts twice."""
+    if ignore_above is None:
+        return True
+    length = len(text)
+    if length > ignore_above:
+        return False
+    if 2 * length <= ignore_above:
+        return True  # even if every character took two units
+    return length + sum(1 for c in text if c > "\uffff") <= ignore_above
+
+
 def _is_object(value: Any) -> bool:
     # isinstance(x, Mapping) goes through the ABC machinery on every value (a tenth of the
     # matching time on the recent-change sample); documents decoded from JSON hold plain dicts.
@@ -395,16 +408,13 @@ def _add_value(
         text_next[path] = start + len(tokens)
         _mark_present(path, doc)
         keyword_path = path + KEYWORD_SUFFIX
-        if keyword_path in types:
-            limit = limits.get(keyword_path)
-            if limit is None or len(text) <= limit:
-                doc.keywords.setdefault(keyword_path, []).append(text)
-                doc.present.add(keyword_path)
+        if keyword_path in types and within(text, limits.get(keyword_path)):
+            doc.keywords.setdefault(keyword_path, []).append(text)
+            doc.present.add(keyword_path)
         return
     if kind == KEYWORD:
         text = text_of(item)
-        limit = limits.get(path)
-        if limit is None or len(text) <= limit:
+        if within(text, limits.get(path)):
             doc.keywords.setdefault(path, []).append(text)
             _mark_present(path, doc)
         return
