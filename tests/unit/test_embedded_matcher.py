@@ -203,7 +203,7 @@ def test_catastrophic_patterns_on_long_tokens_still_answer() -> None:
     index.add(regexp)
     index.add(wildcard)
     answers = index.match_batch("x", [{"title": "a" * 200 + "c"}, {"title": "aab"}, {"title": "aaaaaab"}])
-    assert answers == [[], [regexp.id], sorted([regexp.id, wildcard.id])]
+    assert answers == [[], [regexp.id], [regexp.id, wildcard.id]]
 
 
 def test_wildcards_with_one_star_answer_as_re2_does() -> None:

@@ -15,6 +15,12 @@ document grows with the queries that share its terms, not with all queries.
 The keys of a query on a named field depend on the field's type; a query that
 names a field the index has not seen yet is indexed as "never" and re-extracted
 when the field is first mapped (:class:`QueryIndex` watches those fields).
+
+With the optional native module (``_core.c``, built at install where a C compiler
+is available) the postings and the keys-only conjunctions are mirrored over
+integer key ids, and a document's candidates are collected and those
+conjunctions checked there (:meth:`Presearcher.native_split`); the Python loop
+verifies only the other forms.  Both paths give the same answers.
 """
 
 from __future__ import annotations
@@ -36,6 +42,14 @@ from beater.percolator.embedded.matcher import (
     Predicate, at_least, compile_query, positions_match, wildcard_test, query_boolean, query_date_span, query_float, query_long,
 )
 from beater.query import ir
+
+try:
+    from beater.percolator.embedded._core import Core
+except ImportError:  # not built (no C compiler at install): the pure-Python loop does the same
+    Core = None
+
+NATIVE = Core is not None
+"""Whether the native candidate loop is available."""
 
 SEP = "\x1f"
 ANY = None  # extraction result: no key set, always check
@@ -759,7 +773,10 @@ class Presearcher:
     turned out common.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, native: bool = NATIVE) -> None:
+        """``native``: also keep postings and keys-only conjunctions in the native core (if built)."""
+        self.core = Core() if native and Core is not None else None
+        self.key_ids: Dict[str, int] = {}  # key -> its integer id in the native core
         self.postings: Dict[str, List[int]] = {}
         self.exact_postings: Dict[str, List[int]] = {}
         self.always: Set[int] = set()
@@ -796,6 +813,27 @@ class Presearcher:
                 postings[sys.intern(k)] = [number]
             else:
                 posting.append(number)
+        if self.core is not None:
+            for k in keys:
+                self.core.add_posting(self._key_id(k), number, exact)
+
+    def _key_id(self, k: str) -> int:
+        key_id = self.key_ids.get(k)
+        if key_id is None:
+            key_id = self.key_ids[sys.intern(k)] = len(self.key_ids)
+        return key_id
+
+    def set_form(self, number: int, form: Any) -> None:
+        """Tell the native core how query ``number`` is verified: a keys-only conjunction there, else in Python."""
+        if self.core is None:
+            return
+        if type(form) is tuple:
+            key_id = self._key_id
+            self.core.set_form(
+                number, [key_id(k) for k in form[0]], [key_id(k) for k in form[1]], [[key_id(k) for k in group] for group in form[2]],
+            )
+        else:
+            self.core.clear_form(number)
 
     def add_range(self, number: int, field: str, low: int, high: int, exact: bool) -> None:
         """Index query ``number`` under a range of long field ``field`` (``exact``: a value in it is a match)."""
@@ -829,6 +867,8 @@ class Presearcher:
                 posting.remove(number)
                 if not posting:
                     del postings[k]
+            if self.core is not None:
+                self.core.remove_posting(self.key_ids[k], number, postings is self.exact_postings)
 
     def count_keys(self, keys: Iterable[str]) -> None:
         """Count from now on how many documents hold each of ``keys``."""
@@ -864,6 +904,28 @@ class Presearcher:
         """Query numbers a document with these keys could match (verified or not)."""
         exact, found = self.split_candidates(doc_keys, doc)
         return exact | found
+
+    def native_split(self, doc_keys: Iterable[str], doc: AnalysedDoc) -> Tuple[List[int], List[int]]:
+        """With the native core: (numbers of the queries the document matches, candidates Python must verify).
+
+        The core answers the key postings (exact ones, and keys-only conjunctions it
+        checks); the always-check list and the range index are added here.
+        """
+        assert self.core is not None
+        key_ids = self.key_ids
+        matched, to_verify = self.core.match([key_ids[k] for k in doc_keys if k in key_ids])
+        to_verify.extend(self.always)
+        if self.ranges:
+            exact: Set[int] = set()
+            found: Set[int] = set()
+            numbers = doc.numbers
+            for field, ranges in self.ranges.items():
+                values = numbers.get(field)
+                if values:
+                    ranges.find(values, exact, found)
+            matched.extend(exact)
+            to_verify.extend(found)
+        return matched, to_verify
 
     def split_candidates(self, doc_keys: Iterable[str], doc: Optional[AnalysedDoc] = None) -> Tuple[Set[int], Set[int]]:
         """(queries the document matches, queries to verify)."""

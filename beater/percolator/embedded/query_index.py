@@ -82,6 +82,7 @@ class _IndexState:
         else:
             self.presearcher.add(number, keys, exact)
         self.forms[number] = None if exact else compact_form(query.node, types)
+        self.presearcher.set_form(number, self.forms[number])
         for field in unmapped_fields(query.node, types):
             self.watch.setdefault(field, set()).add(number)
 
@@ -201,6 +202,7 @@ class QueryIndex:
             state.read_by(query, -1)
             state.ids[number] = None
             state.forms[number] = None
+            state.presearcher.set_form(number, None)
             state.presearcher.remove(number)
             state.unwatch(number, query.node)
             return True
@@ -226,7 +228,7 @@ class QueryIndex:
             return new
 
     def match_batch(self, index: str, documents: Sequence[Mapping[str, Any]]) -> List[List[str]]:
-        """For each document in order, the sorted ids of the queries of ``index`` it matches.
+        """For each document in order, the ids of the queries of ``index`` it matches, in registration order.
 
         The lock is held per document (and to grow the field model), not for the whole
         batch, so that registrations wait for one document at most.
@@ -256,9 +258,12 @@ class QueryIndex:
                 presearcher = state.presearcher
                 presearcher.observe(dk)
                 state.reweight()
-                exact, found = presearcher.split_candidates(dk, doc)
-                matched = [ids[number] for number in exact]
-                append = matched.append
+                if presearcher.core is not None:
+                    exact, found = presearcher.native_split(dk, doc)
+                else:
+                    exact, found = presearcher.split_candidates(dk, doc)
+                numbers = list(exact)
+                append = numbers.append
                 for number in found:
                     form = forms[number]
                     t = type(form)
@@ -268,14 +273,16 @@ class QueryIndex:
                                 if any_of.isdisjoint(dk):
                                     break
                             else:
-                                append(ids[number])
+                                append(number)
                     elif t is BoolForm:
                         if form.check(dk, doc):
-                            append(ids[number])
+                            append(number)
                     elif verify(form, dk, doc):
-                        append(ids[number])
-            matched.sort()
-            results.append(matched)
+                        append(number)
+                # Numbers, not ids, are sorted: ints compare faster, and the native core's
+                # ascending run merges with the few verified here in linear time.
+                numbers.sort()
+                results.append([ids[number] for number in numbers])
         return results
 
     def stats(self) -> Dict[str, Any]:
