@@ -279,6 +279,8 @@ MAPPED: List[Tuple[Any, str]] = [(q, "or") for q in [
     "type:categorize",
     "type:log AND -bot:true",
     "categorize",
+    "edit zzznothing",
+    "log categorize",
     "wiki:wikidatawiki",
     "wiki:Wikidatawiki",
     "server_name:www.wikidata.org",

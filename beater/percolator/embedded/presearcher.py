@@ -42,6 +42,7 @@ from beater.percolator.embedded.matcher import (
     Predicate, at_least, compile_query, positions_match, wildcard_test, query_boolean, query_date_span, query_float, query_long,
 )
 from beater.query import ir
+from beater.query.kinds import KEYWORD_SUFFIX
 
 try:
     from beater.percolator.embedded._core import Core
@@ -332,6 +333,15 @@ class Extractor:
         self.extract(node)
 
 
+def keywords_are_text_twins(types: Dict[str, str]) -> bool:
+    """Whether every keyword field is the ``.keyword`` sub-field of a text field (as dynamic mapping makes
+    them), so that a keyword value is also in its parent's tokens."""
+    return all(
+        kind != KEYWORD or (path.endswith(KEYWORD_SUFFIX) and types.get(path[: -len(KEYWORD_SUFFIX)]) == TEXT)
+        for path, kind in types.items()
+    )
+
+
 def is_exact(node: ir.Node, types: Dict[str, str]) -> bool:
     """Whether holding one of the node's keys is the whole condition (no verification needed)."""
     if isinstance(node, (ir.Match, ir.Phrase)):
@@ -339,10 +349,17 @@ def is_exact(node: ir.Node, types: Dict[str, str]) -> bool:
             return False
         text = node.text if isinstance(node.text, str) else text_of(node.text)
         if node.field == ir.ANY_FIELD:
+            tokens = analyze_cached(text)
+            if tokens != (text,):
+                # Several tokens, any one enough: a token's key is held by a text field holding it or
+                # by a keyword value equal to it, whose text twin then holds it; the whole text's key
+                # by a keyword value equal to the text.  Literals of typed fields are verified.
+                return (
+                    isinstance(node, ir.Match) and node.operator == "or" and bool(tokens)
+                    and _any_field_value_keys(text) == NEVER and keywords_are_text_twins(types)
+                )
             # one token that is the whole text: held as a token or keyword value; a value that parses
             # as a long/float/boolean/single-millisecond date is held under its typed key too
-            if analyze_cached(text) != (text,):
-                return False
             return _any_field_value_keys(text) == NEVER or (isinstance(node.text, str) and _any_field_value_keys(text) is not ANY)
         kind = types.get(node.field)
         if kind == TEXT:
