@@ -89,6 +89,15 @@ def date_term(millis: int) -> str:
     return "\x00d" + str(millis)
 
 
+DATE_BUCKET = 1 << 35  # milliseconds (~398 days): a date period is indexed under the buckets it spans
+MAX_DATE_BUCKETS = 4  # a longer period is checked against every document
+BUCKET_MARK = "\x00D"
+
+
+def date_bucket_term(millis: int) -> str:
+    return BUCKET_MARK + str(millis // DATE_BUCKET)
+
+
 PREFIX_LENGTH = 3  # prefix and wildcard queries with a literal start this long are indexed under it
 PREFIX_MARK = "\x00p"
 
@@ -141,6 +150,8 @@ def document_keys(doc: AnalysedDoc, any_field: bool = True) -> Set[str]:
         for millis in dates:
             add(key(path, date_term(millis)))
             add(star + date_term(millis))
+            add(key(path, date_bucket_term(millis)))
+            add(star + date_bucket_term(millis))
     return keys
 
 
@@ -170,6 +181,7 @@ def _field_keys(doc: AnalysedDoc) -> Set[str]:
     for path, dates in doc.dates.items():
         for millis in dates:
             add(key(path, date_term(millis)))
+            add(key(path, date_bucket_term(millis)))
     return keys
 
 
@@ -207,7 +219,13 @@ def _value_keys(field: str, kind: str, value: object) -> Keys:
         span = query_date_span(value)
         if span is None:
             return NEVER
-        return frozenset((key(field, date_term(span[0])),)) if span[0] == span[1] else ANY
+        if span[0] == span[1]:
+            return frozenset((key(field, date_term(span[0])),))
+        first, last = span[0] // DATE_BUCKET, span[1] // DATE_BUCKET
+        if last - first >= MAX_DATE_BUCKETS:
+            return ANY
+        # a period (a day, a year): a date within it is within one of these buckets; verified
+        return frozenset(key(field, BUCKET_MARK + str(bucket)) for bucket in range(first, last + 1))
     return NEVER
 
 
@@ -359,8 +377,12 @@ def is_exact(node: ir.Node, types: Dict[str, str]) -> bool:
                     and _any_field_value_keys(text) == NEVER and keywords_are_text_twins(types)
                 )
             # one token that is the whole text: held as a token or keyword value; a value that parses
-            # as a long/float/boolean/single-millisecond date is held under its typed key too
-            return _any_field_value_keys(text) == NEVER or (isinstance(node.text, str) and _any_field_value_keys(text) is not ANY)
+            # as a long/float/boolean/single-millisecond date is held under its typed key too (a
+            # date period's bucket keys only narrow the candidates)
+            typed = _any_field_value_keys(text)
+            if typed is ANY or any(BUCKET_MARK in k for k in typed):
+                return typed == NEVER
+            return typed == NEVER or isinstance(node.text, str)
         kind = types.get(node.field)
         if kind == TEXT:
             return len(analyze_cached(text)) == 1
