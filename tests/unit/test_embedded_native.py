@@ -70,21 +70,32 @@ def test_answers_come_in_registration_order(monkeypatch: pytest.MonkeyPatch) -> 
         assert index.match_batch("rc", [{"title": "zebra"}]) == [[r.id for r in regs]]
 
 
+KEY_IDS = {name: number for number, name in enumerate("abcdef")}
+IDS = [f"q{number}" for number in range(10)]
+
+
+def match(core: Any, keys: str, verified: Any = ()) -> Any:
+    """(to verify, answer) of one document holding ``keys``; ``verified``: what Python would confirm."""
+    to_verify = core.candidates(set(keys), KEY_IDS)
+    return to_verify, core.answer(list(verified), IDS)
+
+
 def test_the_core_checks_a_keys_only_conjunction() -> None:
     core = presearcher.Core()
-    core.add_posting(1, 7, False)
-    core.set_form(7, [1, 2], [3], [[4, 5]])
-    assert core.match([1, 2, 5]) == ([7], [])
-    assert core.match([1, 2, 3, 5]) == ([], [])  # a forbidden key
-    assert core.match([1, 2]) == ([], [])  # no key of the "any of" group
+    core.add_posting(KEY_IDS["b"], 7, False)
+    core.set_form(7, [1, 2], [3], [[4, 5]])  # b and c, not d, e or f
+    assert match(core, "bcf") == ([], ["q7"])
+    assert match(core, "bcdf") == ([], [])  # a forbidden key
+    assert match(core, "bc") == ([], [])  # no key of the "any of" group
     core.clear_form(7)
-    assert core.match([1]) == ([], [7])  # verified in Python now
-    assert core.remove_posting(1, 7, False) and core.match([1]) == ([], [])
+    assert match(core, "b") == ([7], [])  # verified in Python now
+    assert match(core, "b", [7]) == ([7], ["q7"])
+    assert core.remove_posting(1, 7, False) and match(core, "b") == ([], [])
 
 
-def test_the_core_answers_each_query_once_in_ascending_order() -> None:
+def test_the_core_answers_each_query_once_in_registration_order() -> None:
     core = presearcher.Core()
     for key in (1, 2):
         for number in (9, 3, 5):
             core.add_posting(key, number, True)
-    assert core.match([1, 2]) == ([3, 5, 9], [])
+    assert match(core, "bcz", [4]) == ([], ["q3", "q4", "q5", "q9"])  # z: a key no query uses

@@ -9,9 +9,10 @@
  *
  * Core holds, per key id, the numbers of the queries indexed under it (exact ones, which match
  * when the key is held, and those to verify), and per query number its keys-only conjunction if it
- * has one.  match(key_ids) answers (matched, to_verify): the numbers of exact and verified
- * conjunction matches in ascending order, and the candidates whose check needs Python.  Every
- * number appears once.
+ * has one.  Per document, candidates(doc_keys, key_ids) selects the candidates, keeps those that
+ * match by keys alone (exact ones, conjunctions that hold) and returns the others for Python to
+ * verify; answer(verified, ids) then gives the ids of all matches in registration order.  Every
+ * query appears once.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,6 +36,7 @@ typedef struct {
     uint32_t *query_stamp;  /* query number -> stamp of the last document it was a candidate of */
     uint32_t stamp;
     IntList found;          /* scratch: the numbers matched for the current document */
+    IntList held;           /* scratch: the key ids the current document holds */
 } Core;
 
 static int grow_keys(Core *self, int32_t needed) {
@@ -219,29 +221,43 @@ static int append_number(PyObject *list, int32_t number) {
     return failed;
 }
 
-static PyObject *Core_match(Core *self, PyObject *arg) {
-    PyObject *fast = PySequence_Fast(arg, "match takes a sequence of key ids");
-    if (!fast) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    PyObject **items = PySequence_Fast_ITEMS(fast);
+/* candidates(doc_keys, key_ids) -> to_verify: starts a document.  The document's keys (strings)
+ * are looked up in key_ids (str -> key id); the queries they select that match by their keys alone
+ * are kept for answer(), the others are returned for Python to verify. */
+static PyObject *Core_candidates(Core *self, PyObject *args) {
+    PyObject *doc_keys, *key_ids;
+    if (!PyArg_ParseTuple(args, "OO!", &doc_keys, &PyDict_Type, &key_ids)) return NULL;
     if (++self->stamp == 0) {  /* wrapped after 2^32 documents: forget every old stamp */
         memset(self->key_stamp, 0, sizeof(uint32_t) * self->nkeys);
         memset(self->query_stamp, 0, sizeof(uint32_t) * self->nqueries);
         self->stamp = 1;
     }
     const uint32_t stamp = self->stamp;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        long key = PyLong_AsLong(items[i]);
-        if (key == -1 && PyErr_Occurred()) { Py_DECREF(fast); return NULL; }
-        if (key >= 0 && key < self->nkeys) self->key_stamp[key] = stamp;
-    }
-    PyObject *matched = NULL, *to_verify = PyList_New(0);
-    if (!to_verify) goto fail;
-    IntList *found = &self->found;
+    IntList *held = &self->held, *found = &self->found;
+    held->len = 0;
     found->len = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        long key = PyLong_AsLong(items[i]);
+    PyObject *iterator = PyObject_GetIter(doc_keys);
+    if (!iterator) return NULL;
+    PyObject *item;
+    while ((item = PyIter_Next(iterator)) != NULL) {
+        PyObject *id = PyDict_GetItemWithError(key_ids, item);  /* borrowed */
+        Py_DECREF(item);
+        if (id == NULL) {
+            if (PyErr_Occurred()) { Py_DECREF(iterator); return NULL; }
+            continue;  /* a key no stored query uses */
+        }
+        long key = PyLong_AsLong(id);
+        if (key == -1 && PyErr_Occurred()) { Py_DECREF(iterator); return NULL; }
         if (key < 0 || key >= self->nkeys) continue;
+        self->key_stamp[key] = stamp;
+        if (list_append(held, (int32_t)key)) { Py_DECREF(iterator); return NULL; }
+    }
+    Py_DECREF(iterator);
+    if (PyErr_Occurred()) return NULL;
+    PyObject *to_verify = PyList_New(0);
+    if (!to_verify) return NULL;
+    for (int32_t i = 0; i < held->len; i++) {
+        int32_t key = held->data[i];
         const IntList *exact = &self->exact[key];
         for (int32_t j = 0; j < exact->len; j++) {
             int32_t number = exact->data[j];
@@ -262,25 +278,46 @@ static PyObject *Core_match(Core *self, PyObject *arg) {
             }
         }
     }
-    /* ascending numbers: ids come out in registration order, and Python merges its own in O(n) */
-    qsort(found->data, found->len, sizeof(int32_t), compare_numbers);
-    matched = PyList_New(found->len);
-    if (!matched) goto fail;
-    for (int32_t j = 0; j < found->len; j++) {
-        PyObject *value = PyLong_FromLong(found->data[j]);
-        if (!value) goto fail;
-        PyList_SET_ITEM(matched, j, value);
+    return to_verify;
+fail:
+    Py_DECREF(to_verify);
+    return NULL;
+}
+
+/* answer(verified, ids) -> the ids of the document's matches in registration (number) order: the
+ * queries kept by candidates() and the numbers Python verified, each number mapped through ids. */
+static PyObject *Core_answer(Core *self, PyObject *args) {
+    PyObject *verified, *ids;
+    if (!PyArg_ParseTuple(args, "OO!", &verified, &PyList_Type, &ids)) return NULL;
+    IntList *found = &self->found;
+    PyObject *fast = PySequence_Fast(verified, "verified must be a sequence of query numbers");
+    if (!fast) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    PyObject **items = PySequence_Fast_ITEMS(fast);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long number = PyLong_AsLong(items[i]);
+        if ((number == -1 && PyErr_Occurred()) || non_negative(number, "query number") || list_append(found, (int32_t)number)) {
+            Py_DECREF(fast);
+            return NULL;
+        }
     }
     Py_DECREF(fast);
-    PyObject *answer = PyTuple_Pack(2, matched, to_verify);
-    Py_DECREF(matched);
-    Py_DECREF(to_verify);
+    qsort(found->data, found->len, sizeof(int32_t), compare_numbers);
+    Py_ssize_t known = PyList_GET_SIZE(ids);
+    PyObject *answer = PyList_New(found->len);
+    if (!answer) return NULL;
+    for (int32_t j = 0; j < found->len; j++) {
+        int32_t number = found->data[j];
+        if (number >= known) {
+            Py_DECREF(answer);
+            return PyErr_Format(PyExc_IndexError, "query number %d has no id", number);
+        }
+        PyObject *id = PyList_GET_ITEM(ids, number);
+        Py_INCREF(id);
+        PyList_SET_ITEM(answer, j, id);
+    }
+    found->len = 0;
     return answer;
-fail:
-    Py_DECREF(fast);
-    Py_XDECREF(matched);
-    Py_XDECREF(to_verify);
-    return NULL;
 }
 
 static void Core_dealloc(Core *self) {
@@ -295,6 +332,7 @@ static void Core_dealloc(Core *self) {
     free(self->forms);
     free(self->query_stamp);
     free(self->found.data);
+    free(self->held.data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -304,8 +342,10 @@ static PyMethodDef Core_methods[] = {
     {"set_form", (PyCFunction)Core_set_form, METH_VARARGS,
      "set_form(number, required, forbidden, groups): the query's keys-only conjunction (key ids)."},
     {"clear_form", (PyCFunction)Core_clear_form, METH_VARARGS, "clear_form(number): the query is verified in Python."},
-    {"match", (PyCFunction)Core_match, METH_O,
-     "match(key_ids) -> (matched, to_verify): query numbers matched, and candidates Python must verify."},
+    {"candidates", (PyCFunction)Core_candidates, METH_VARARGS,
+     "candidates(doc_keys, key_ids) -> the numbers Python must verify; the matches by keys alone are kept."},
+    {"answer", (PyCFunction)Core_answer, METH_VARARGS,
+     "answer(verified, ids) -> ids of the kept matches and the verified numbers, in number order."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -945,14 +945,15 @@ class Presearcher:
         return exact | found
 
     def native_split(self, doc_keys: Iterable[str], doc: AnalysedDoc) -> Tuple[List[int], List[int]]:
-        """With the native core: (numbers of the queries the document matches, candidates Python must verify).
+        """With the native core: (numbers of range matches, candidates Python must verify).
 
-        The core answers the key postings (exact ones, and keys-only conjunctions it
-        checks); the always-check list and the range index are added here.
+        The core keeps the matches it decides by keys alone (exact postings, keys-only
+        conjunctions) for :meth:`native_answer`; the always-check list and the range
+        index are added here.
         """
         assert self.core is not None
-        key_ids = self.key_ids
-        matched, to_verify = self.core.match([key_ids[k] for k in doc_keys if k in key_ids])
+        matched: List[int] = []
+        to_verify = self.core.candidates(doc_keys, self.key_ids)
         to_verify.extend(self.always)
         if self.ranges:
             exact: Set[int] = set()
@@ -965,6 +966,11 @@ class Presearcher:
             matched.extend(exact)
             to_verify.extend(found)
         return matched, to_verify
+
+    def native_answer(self, verified: List[int], ids: List[Optional[str]]) -> List[str]:
+        """After :meth:`native_split`: the ids of every match of the document, in registration order."""
+        assert self.core is not None
+        return self.core.answer(verified, ids)
 
     def split_candidates(self, doc_keys: Iterable[str], doc: Optional[AnalysedDoc] = None) -> Tuple[Set[int], Set[int]]:
         """(queries the document matches, queries to verify)."""

@@ -279,10 +279,11 @@ class QueryIndex:
                             append(number)
                     elif verify(form, dk, doc):
                         append(number)
-                # Numbers, not ids, are sorted: ints compare faster, and the native core's
-                # ascending run merges with the few verified here in linear time.
-                numbers.sort()
-                results.append([ids[number] for number in numbers])
+                if presearcher.core is not None:
+                    results.append(presearcher.native_answer(numbers, ids))
+                else:  # numbers, not ids, are sorted: ints compare faster
+                    numbers.sort()
+                    results.append([ids[number] for number in numbers])
         return results
 
     def stats(self) -> Dict[str, Any]:
