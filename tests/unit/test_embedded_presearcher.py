@@ -33,7 +33,16 @@ def test_any_field_is_indexed_under_star() -> None:
 
 
 def test_prefix_is_indexed_under_its_first_three_characters() -> None:
-    assert extract_keys(Prefix("title", "wikid"), TYPES)[0] == frozenset({key("title", "\x00pwik")})
+    assert extract_keys(Prefix("title", "wiki"), TYPES)[0] == frozenset({key("title", "\x00pwik")})
+
+
+def test_longer_prefix_is_indexed_under_its_first_five_characters() -> None:
+    assert extract_keys(Prefix("title", "wikidata"), TYPES)[0] == frozenset({key("title", "\x00qwikid")})
+
+
+def test_prefix_as_long_as_a_key_needs_no_verification() -> None:
+    assert is_exact(Prefix("title", "wik"), TYPES) and is_exact(Prefix("title", "wikid"), TYPES)
+    assert not is_exact(Prefix("title", "wiki"), TYPES) and not is_exact(Prefix(ANY_FIELD, "wik"), TYPES)
 
 
 def test_wildcard_with_leading_star_is_always_checked() -> None:

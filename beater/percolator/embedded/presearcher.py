@@ -100,9 +100,14 @@ def date_bucket_term(millis: int) -> str:
 
 PREFIX_LENGTH = 3  # prefix and wildcard queries with a literal start this long are indexed under it
 PREFIX_MARK = "\x00p"
+LONG_PREFIX_LENGTH = 5  # ... and under this longer start when they have one (far fewer terms share it)
+LONG_PREFIX_MARK = "\x00q"
 
 
 def prefix_term(value: str) -> str:
+    """The key term of a start of PREFIX_LENGTH characters, or LONG_PREFIX_LENGTH when ``value`` has it."""
+    if len(value) >= LONG_PREFIX_LENGTH:
+        return LONG_PREFIX_MARK + value[:LONG_PREFIX_LENGTH]
     return PREFIX_MARK + value[:PREFIX_LENGTH]
 
 
@@ -125,10 +130,12 @@ def document_keys(doc: AnalysedDoc, any_field: bool = True) -> Set[str]:
     add = keys.add
     star = ir.ANY_FIELD + SEP
     star_prefix = star + PREFIX_MARK
+    star_long = star + LONG_PREFIX_MARK
     # Text tokens (the keys of a field's postings) and keyword values make the same keys.
     for path, terms in chain(doc.tokens.items(), doc.keywords.items()):
         prefix = path + SEP
         field_prefix = prefix + PREFIX_MARK
+        field_long = prefix + LONG_PREFIX_MARK
         for term in terms:
             add(prefix + term)
             add(star + term)
@@ -136,6 +143,10 @@ def document_keys(doc: AnalysedDoc, any_field: bool = True) -> Set[str]:
                 start = term[:PREFIX_LENGTH]
                 add(field_prefix + start)
                 add(star_prefix + start)
+                if len(term) >= LONG_PREFIX_LENGTH:
+                    start = term[:LONG_PREFIX_LENGTH]
+                    add(field_long + start)
+                    add(star_long + start)
     for path, numbers in doc.numbers.items():
         kind = doc.types.get(path)
         for number in numbers:
@@ -167,10 +178,13 @@ def _field_keys(doc: AnalysedDoc) -> Set[str]:
     for path, terms in chain(doc.tokens.items(), doc.keywords.items()):
         prefix = path + SEP
         field_prefix = prefix + PREFIX_MARK
+        field_long = prefix + LONG_PREFIX_MARK
         for term in terms:
             add(prefix + term)
             if len(term) >= PREFIX_LENGTH:
                 add(field_prefix + term[:PREFIX_LENGTH])
+                if len(term) >= LONG_PREFIX_LENGTH:
+                    add(field_long + term[:LONG_PREFIX_LENGTH])
     for path, numbers in doc.numbers.items():
         kind = doc.types.get(path)
         for number in numbers:
@@ -243,6 +257,7 @@ class Extractor:
         self.weight = weight
         self.unmapped: Set[str] = set()
         self.seen: Set[str] = set()  # every key of every clause met (their frequencies are worth counting)
+        self.chose = False  # whether the keys depend on the weights (a choice among clauses or words)
 
     def cost(self, keys: FrozenSet[str]) -> float:
         """Expected number of documents holding one of ``keys`` (disjunction: the sum)."""
@@ -275,6 +290,7 @@ class Extractor:
             tokens = analyze_cached(text)
             if conjunctive:
                 self.seen.update(key(field, t) for t in tokens)
+                self.chose = self.chose or len(set(tokens)) > 1
             parts = [_tokens_keys(field, tokens, conjunctive, self.weight), frozenset((key(field, text),)), _any_field_value_keys(text)]
             return _union(parts)
         kind = self.kind(field)
@@ -286,6 +302,7 @@ class Extractor:
             tokens = analyze_cached(text)
             if conjunctive:
                 self.seen.update(key(field, t) for t in tokens)
+                self.chose = self.chose or len(set(tokens)) > 1
             return _tokens_keys(field, tokens, conjunctive, self.weight)
         if kind == KEYWORD:
             return frozenset((key(field, text),))
@@ -319,7 +336,7 @@ class Extractor:
     def _prefix_keys(self, field: str, start: str, case_insensitive: bool) -> Keys:
         if case_insensitive or len(start) < PREFIX_LENGTH:
             return ANY
-        if field == ir.ANY_FIELD:
+        if field == ir.ANY_FIELD:  # (lowercase keeps the length: it maps code point by code point)
             return frozenset({key(field, prefix_term(start)), key(field, prefix_term(lowercase(start)))})
         kind = self.kind(field)
         if kind in (TEXT, KEYWORD):
@@ -338,6 +355,7 @@ class Extractor:
             self._note_fields(c)
         keyed = [r for r in required if r is not ANY]
         if keyed:
+            self.chose = self.chose or len(set(keyed)) > 1
             return min(keyed, key=self.cost)
         msm = node.minimum_should_match
         shoulds_required = bool(node.should) and ((msm is None and not required) or (msm is not None and (msm >= 1 or not required)))
@@ -391,6 +409,9 @@ def is_exact(node: ir.Node, types: Dict[str, str]) -> bool:
         if isinstance(node, ir.Term) and node.case_insensitive:
             return False
         return types.get(node.field) in (TEXT, KEYWORD, LONG, FLOAT, BOOLEAN)
+    if isinstance(node, ir.Prefix) and not node.case_insensitive and node.field != ir.ANY_FIELD:
+        # the key of a start as long as the prefix: held exactly when a term of the field has it
+        return len(node.value) in (PREFIX_LENGTH, LONG_PREFIX_LENGTH) and types.get(node.field) in (TEXT, KEYWORD)
     return False
 
 

@@ -43,6 +43,7 @@ class _IndexState:
         self.ids: List[Optional[str]] = []  # by query number (None once removed)
         self.forms: List[Form] = []  # by query number: how a candidate is verified
         self.pending: List[int] = []  # queries to re-index under rarer keys (see reweight)
+        self.settled: Set[int] = set()  # queries whose keys no frequency can change (no choice to make)
         self.reads: Counter[str] = Counter()  # field -> queries reading it
         self.reading_every_field = 0  # queries reading ANY_FIELD
         self._scope: Optional[FieldScope] = None
@@ -81,6 +82,10 @@ class _IndexState:
             self.presearcher.add_range(number, *rng)
         else:
             self.presearcher.add(number, keys, exact)
+        if rng is None and not extractor.chose and range_clause(query.node, types) is None:
+            self.settled.add(number)
+        else:
+            self.settled.discard(number)
         self.forms[number] = None if exact else compact_form(query.node, types)
         self.presearcher.set_form(number, self.forms[number])
         for field in unmapped_fields(query.node, types):
@@ -99,7 +104,7 @@ class _IndexState:
         for _ in range(min(budget, len(pending))):
             number = pending.pop()
             query = self.queries.get(number)
-            if query is None or number in presearcher.exact or number in presearcher.ranged:
+            if query is None or number in presearcher.exact or number in presearcher.ranged or number in self.settled:
                 continue
             keys, _ = extract_keys(query.node, types, presearcher.weight)
             if keys is not None and presearcher.too_common(keys):
@@ -204,6 +209,7 @@ class QueryIndex:
             state.forms[number] = None
             state.presearcher.set_form(number, None)
             state.presearcher.remove(number)
+            state.settled.discard(number)
             state.unwatch(number, query.node)
             return True
 
