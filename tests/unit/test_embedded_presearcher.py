@@ -210,3 +210,30 @@ def test_a_query_registered_while_a_document_is_analysed_sees_its_fields() -> No
             return super().items()
 
     assert index.match_batch("rc", [Registering(title="cat", user="bob")]) == [["t", "u"]]
+
+
+def test_documents_hold_long_prefix_keys_only_for_the_fields_queries_use() -> None:
+    model = FieldModel()
+    model.grow([{"title": "x", "comment": "y"}])
+    keys = document_keys(analyse_document({"title": "wikidata", "comment": "wbsetclaim"}, model), True, frozenset({"title"}))
+    assert key("title", "\x00qwikid") in keys
+    assert key("comment", "\x00qwbset") not in keys and key(ANY_FIELD, "\x00qwikid") not in keys
+    assert key("comment", "\x00pwbs") in keys  # short starts are always held
+
+
+def test_a_long_prefix_query_registered_after_documents_flowed_matches() -> None:
+    index = QueryIndex()
+    index.add("c", "rc", Match("comment", "foo"))
+    assert index.match_batch("rc", [{"title": "wikidata", "comment": "foo"}]) == [["c"]]
+    index.add("p", "rc", Prefix("title", "wikid"))
+    index.add("b", "rc", Bool(must=(Prefix("title", "wikid"), Match("comment", "foo"))))
+    assert index.match_batch("rc", [{"title": "wikidata", "comment": "foo"}, {"title": "wikipedia", "comment": "foo"}]) == [["c", "p", "b"], ["c"]]
+
+
+def test_removing_the_last_long_prefix_query_of_a_field_drops_its_keys() -> None:
+    index = QueryIndex()
+    index.grow_model("rc", [{"title": "x"}])
+    index.add("p", "rc", Prefix("title", "wikid"))
+    assert index._state("rc").long_prefixes == frozenset({"title"})
+    index.remove("p")
+    assert index._state("rc").long_prefixes == frozenset()

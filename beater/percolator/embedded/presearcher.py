@@ -30,7 +30,7 @@ import sys
 from collections import Counter
 from itertools import chain
 from functools import lru_cache
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple, Union
+from typing import AbstractSet, Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple, Union
 
 import numpy
 
@@ -119,23 +119,25 @@ def literal_prefix(pattern: str) -> str:
     return pattern
 
 
-def document_keys(doc: AnalysedDoc, any_field: bool = True) -> Set[str]:
+def document_keys(doc: AnalysedDoc, any_field: bool = True, long_prefixes: Optional[AbstractSet[str]] = None) -> Set[str]:
     """Every key a query indexed under could need, for this document.
 
     Without ``any_field`` (no stored query reads ANY_FIELD) the ``*`` keys are left out.
+    ``long_prefixes``: the fields (``*`` included) whose LONG_PREFIX_LENGTH starts some query
+    uses (None: every field); the others get no such keys (a third of all keys otherwise).
     """
     if not any_field:
-        return _field_keys(doc)
+        return _field_keys(doc, long_prefixes)
     keys: Set[str] = set()
     add = keys.add
     star = ir.ANY_FIELD + SEP
     star_prefix = star + PREFIX_MARK
-    star_long = star + LONG_PREFIX_MARK
+    star_long = star + LONG_PREFIX_MARK if long_prefixes is None or ir.ANY_FIELD in long_prefixes else None
     # Text tokens (the keys of a field's postings) and keyword values make the same keys.
     for path, terms in chain(doc.tokens.items(), doc.keywords.items()):
         prefix = path + SEP
         field_prefix = prefix + PREFIX_MARK
-        field_long = prefix + LONG_PREFIX_MARK
+        field_long = prefix + LONG_PREFIX_MARK if long_prefixes is None or path in long_prefixes else None
         for term in terms:
             add(prefix + term)
             add(star + term)
@@ -143,10 +145,12 @@ def document_keys(doc: AnalysedDoc, any_field: bool = True) -> Set[str]:
                 start = term[:PREFIX_LENGTH]
                 add(field_prefix + start)
                 add(star_prefix + start)
-                if len(term) >= LONG_PREFIX_LENGTH:
+                if len(term) >= LONG_PREFIX_LENGTH and (field_long or star_long):
                     start = term[:LONG_PREFIX_LENGTH]
-                    add(field_long + start)
-                    add(star_long + start)
+                    if field_long:
+                        add(field_long + start)
+                    if star_long:
+                        add(star_long + start)
     for path, numbers in doc.numbers.items():
         kind = doc.types.get(path)
         for number in numbers:
@@ -166,7 +170,7 @@ def document_keys(doc: AnalysedDoc, any_field: bool = True) -> Set[str]:
     return keys
 
 
-def _field_keys(doc: AnalysedDoc) -> Set[str]:
+def _field_keys(doc: AnalysedDoc, long_prefixes: Optional[AbstractSet[str]]) -> Set[str]:
     """:func:`document_keys` without the ANY_FIELD keys.
 
     The same loops without the ``*`` twin of each key: deriving the twins from these keys
@@ -178,12 +182,12 @@ def _field_keys(doc: AnalysedDoc) -> Set[str]:
     for path, terms in chain(doc.tokens.items(), doc.keywords.items()):
         prefix = path + SEP
         field_prefix = prefix + PREFIX_MARK
-        field_long = prefix + LONG_PREFIX_MARK
+        field_long = prefix + LONG_PREFIX_MARK if long_prefixes is None or path in long_prefixes else None
         for term in terms:
             add(prefix + term)
             if len(term) >= PREFIX_LENGTH:
                 add(field_prefix + term[:PREFIX_LENGTH])
-                if len(term) >= LONG_PREFIX_LENGTH:
+                if field_long and len(term) >= LONG_PREFIX_LENGTH:
                     add(field_long + term[:LONG_PREFIX_LENGTH])
     for path, numbers in doc.numbers.items():
         kind = doc.types.get(path)
@@ -588,6 +592,40 @@ def _guard_form(node: ir.Node) -> Form:
         return None
     conjunctive = isinstance(node, ir.Phrase) or node.operator == "and"
     return GuardForm(key(ir.ANY_FIELD, text), tokens, conjunctive, compile_query(node))
+
+
+def long_prefix_fields(keys: Keys, form: Form) -> FrozenSet[str]:
+    """The fields whose LONG_PREFIX_LENGTH start keys a query is indexed under (``keys``) or checks
+    (``form``): documents must hold those keys for these fields."""
+    found: Set[str] = set()
+
+    def note(k: str) -> None:
+        field, sep, term = k.partition(SEP)
+        if sep and term.startswith(LONG_PREFIX_MARK):
+            found.add(field)
+
+    for k in keys or ():
+        note(k)
+    stack: List[Any] = [form]
+    while stack:
+        f = stack.pop()
+        t = type(f)
+        if t is str:
+            note(f)
+        elif t is frozenset:
+            stack.extend(f)
+        elif t is tuple:
+            stack.extend(f[0])
+            stack.extend(f[1])
+            stack.extend(f[2])
+        elif t is BoolForm:
+            stack.extend(f.req_keys)
+            stack.extend(f.forb_keys)
+            stack.extend(f.req_any)
+            stack.extend(f.req)
+            stack.extend(f.forb)
+            stack.extend(f.opt)
+    return frozenset(found)
 
 
 def verify(form: Form, dk: Set[str], doc: Any) -> bool:

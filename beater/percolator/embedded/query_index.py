@@ -10,7 +10,8 @@ from beater.mappings import IndexMapping
 from beater.percolator.embedded.fields import FieldModel, FieldScope, analyse_document
 from beater.percolator.embedded.matcher import compile_query
 from beater.percolator.embedded.presearcher import (
-    BoolForm, Extractor, Form, Presearcher, compact_form, document_keys, extract_keys, is_exact, range_clause, unmapped_fields, verify,
+    BoolForm, Extractor, Form, Presearcher, compact_form, document_keys, extract_keys, is_exact, long_prefix_fields, range_clause,
+    unmapped_fields, verify,
 )
 from beater.query.ir import Node
 from beater.query.reads import fields_read
@@ -44,6 +45,9 @@ class _IndexState:
         self.forms: List[Form] = []  # by query number: how a candidate is verified
         self.pending: List[int] = []  # queries to re-index under rarer keys (see reweight)
         self.settled: Set[int] = set()  # queries whose keys no frequency can change (no choice to make)
+        self.long_fields: Dict[int, FrozenSet[str]] = {}  # query -> fields whose long prefix keys it uses
+        self.long_counts: Counter[str] = Counter()
+        self.long_prefixes: FrozenSet[str] = frozenset()  # fields documents need long prefix keys for
         self.reads: Counter[str] = Counter()  # field -> queries reading it
         self.reading_every_field = 0  # queries reading ANY_FIELD
         self._scope: Optional[FieldScope] = None
@@ -69,6 +73,20 @@ class _IndexState:
             self._scope = FieldScope.of(self.reads)
         return self._scope
 
+    def note_long_prefixes(self, number: int, fields: FrozenSet[str]) -> None:
+        """Record the fields whose long prefix keys query ``number`` uses (empty once it is gone)."""
+        old = self.long_fields.pop(number, frozenset())
+        if fields:
+            self.long_fields[number] = fields
+        if old == fields:
+            return
+        self.long_counts.subtract(old)
+        self.long_counts.update(fields)
+        current = frozenset(f for f, n in self.long_counts.items() if n > 0)
+        if current != self.long_prefixes:
+            self.long_prefixes = current
+            self.scope_version += 1  # documents being matched need these keys: analyse them again
+
     def index_query(self, number: int) -> None:
         query = self.queries[number]
         types = self.model.types
@@ -88,6 +106,7 @@ class _IndexState:
             self.settled.discard(number)
         self.forms[number] = None if exact else compact_form(query.node, types)
         self.presearcher.set_form(number, self.forms[number])
+        self.note_long_prefixes(number, long_prefix_fields(keys, self.forms[number]))
         for field in unmapped_fields(query.node, types):
             self.watch.setdefault(field, set()).add(number)
 
@@ -114,6 +133,7 @@ class _IndexState:
                     continue
             if keys != presearcher.indexed.get(number):
                 presearcher.add(number, keys, False)
+                self.note_long_prefixes(number, long_prefix_fields(keys, self.forms[number]))
 
     def unwatch(self, number: int, node: Node) -> None:
         for field in unmapped_fields(node, self.model.types):
@@ -210,6 +230,7 @@ class QueryIndex:
             state.presearcher.set_form(number, None)
             state.presearcher.remove(number)
             state.settled.discard(number)
+            state.note_long_prefixes(number, frozenset())
             state.unwatch(number, query.node)
             return True
 
@@ -246,24 +267,27 @@ class QueryIndex:
             model = state.model
             version = state.scope_version
             scope = state.scope()
+            long_prefixes = state.long_prefixes
         results: List[List[str]] = []
         for document in documents:
             doc = analyse_document(document, model, scope)
-            dk = document_keys(doc, any_field=scope is None)
+            dk = document_keys(doc, scope is None, long_prefixes)
             with lock:
+                presearcher = state.presearcher
+                presearcher.observe(dk)
+                state.reweight()
                 if state.scope_version != version:
-                    # A query registered meanwhile may read fields this document was analysed without.
+                    # A query registered meanwhile, or re-keyed just now, may read fields (or long
+                    # prefixes) this document was analysed without.
                     version = state.scope_version
                     scope = state.scope()
+                    long_prefixes = state.long_prefixes
                     doc = analyse_document(document, model, scope)
-                    dk = document_keys(doc, any_field=scope is None)
+                    dk = document_keys(doc, scope is None, long_prefixes)
                 issuperset = dk.issuperset
                 isdisjoint = dk.isdisjoint
                 ids = state.ids
                 forms = state.forms
-                presearcher = state.presearcher
-                presearcher.observe(dk)
-                state.reweight()
                 if presearcher.core is not None:
                     exact, found = presearcher.native_split(dk, doc)
                 else:
