@@ -8,22 +8,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence
 
 import pytest
-from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
 
 from beater.mappings import IndexMapping, check_mapping, field_kinds
 from beater.percolator.embedded import EmbeddedPercolator, QueryIndex
 from beater.registration import Registration, make_registration
-
-
-def result(deferred: Deferred) -> Any:
-    """The result of an already fired Deferred (no reactor: the embedded percolator is synchronous)."""
-    out = []
-    deferred.addBoth(out.append)
-    assert out, "Deferred has not fired"
-    if isinstance(out[0], Failure):
-        out[0].raiseException()
-    return out[0]
+from tests.unit.deferreds import result
 
 
 def configured(body: Mapping[str, Any], index: str = "logs") -> Dict[str, IndexMapping]:

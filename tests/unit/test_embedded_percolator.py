@@ -1,25 +1,14 @@
 """EmbeddedPercolator: the Percolator protocol over sqlite and the in-memory query index."""
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from beater.errors import UnsupportedQuery
 from beater.percolator.embedded import EmbeddedPercolator
 from beater.registration import make_registration
-
-
-def result(deferred: Deferred) -> Any:
-    """The result of an already fired Deferred (no reactor: the embedded percolator is synchronous)."""
-    out = []
-    deferred.addBoth(out.append)
-    assert out, "Deferred has not fired"
-    if isinstance(out[0], Failure):
-        out[0].raiseException()
-    return out[0]
+from tests.unit.deferreds import result
 
 
 @pytest.fixture

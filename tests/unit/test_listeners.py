@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List
-
 from beater.listeners import EXPECT_GRACE_S, Listeners
 
 
