@@ -23,8 +23,11 @@ Reported per size: docs/s of each side and their ratio (embedded / ES),
 registration time of each, embedded RSS growth, total matches of each and the
 number of (document, query) pairs on which they differ (over the documents both
 percolated), and the embedded per-document time over the time of analysing the
-document alone (:func:`analyse_document`, the floor of any percolation, measured in a fresh
-process holding only the documents, best of three passes).
+document alone (:func:`analyse_document`, the floor of any percolation).  The floor is
+measured in the embedded run's own process just before its queries are registered (best
+of two passes): in a process holding every registration the garbage collector's full
+passes over them doubled it, and this shared machine's speed drifts by up to 1.5x within
+minutes, so only a floor taken next to the percolation makes a fair ratio.
 
 Elasticsearch: ``ESTROM_ES_URL``, else ``scripts/services start elasticsearch``
 is run and its last stdout line is the URL.  The indexes created are deleted at
@@ -98,7 +101,12 @@ def rss_kb() -> int:
 
 def embedded_run(registrations: Sequence[Registration], docs: Sequence[Mapping[str, Any]], batch: int,
                  warm: bool) -> Dict[str, Any]:
-    """Register and percolate in this process; return figures and per-document matches."""
+    """Register and percolate in this process; return figures and per-document matches.
+
+    The analysis floor is measured here too, first (best of two, before any query is held):
+    on this shared machine the speed drifts by up to 1.5x within minutes, so only a floor taken
+    next to the percolation makes a ratio."""
+    floor_s = min(analysis_floor(docs)[0] for _ in range(2))
     gc.collect()
     before = rss_kb()
     index = QueryIndex()
@@ -128,7 +136,7 @@ def embedded_run(registrations: Sequence[Registration], docs: Sequence[Mapping[s
     after = rss_kb()
     stats = index.stats().get(INDEX, {})
     return {
-        "register_s": register_s, "match_s": match_s, "warm_s": warm_s, "results": results,
+        "floor_s": floor_s, "register_s": register_s, "match_s": match_s, "warm_s": warm_s, "results": results,
         "unsupported": unsupported, "rss_register_kb": after_register - before, "rss_kb": after - before,
         "stats": stats,
     }
@@ -158,27 +166,6 @@ def embedded_child(tmp: str) -> None:
     except Exception as e:  # noqa: BLE001 - reported by the parent
         answer = {"error": repr(e)}
     (Path(tmp) / "out.pickle").write_bytes(pickle.dumps(answer))
-
-
-def analysis_floor_subprocess(docs: Sequence[Mapping[str, Any]]) -> Tuple[float, float]:
-    """:func:`analysis_floor` in a fresh process holding only the documents.
-
-    In this process, which holds every registration, the garbage collector's full passes over
-    them made analysing a document look up to twice as slow as it is."""
-    with tempfile.TemporaryDirectory(prefix="estrom-bench-") as tmp:
-        inputs, output = Path(tmp) / "in.pickle", Path(tmp) / "out.pickle"
-        inputs.write_bytes(pickle.dumps(list(docs)))
-        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--floor-child", tmp])
-        if done.returncode != 0 or not output.exists():
-            raise RuntimeError(f"analysis floor run failed (exit {done.returncode})")
-        return pickle.loads(output.read_bytes())
-
-
-def floor_child(tmp: str) -> None:
-    """The child side of :func:`analysis_floor_subprocess` (best of three passes)."""
-    docs = pickle.loads((Path(tmp) / "in.pickle").read_bytes())
-    runs = [analysis_floor(docs) for _ in range(3)]
-    (Path(tmp) / "out.pickle").write_bytes(pickle.dumps((min(r[0] for r in runs), min(r[1] for r in runs))))
 
 
 def analysis_floor(docs: Sequence[Mapping[str, Any]]) -> Tuple[float, float]:
@@ -227,9 +214,6 @@ def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--embedded-child":
         embedded_child(sys.argv[2])
         return
-    if len(sys.argv) == 3 and sys.argv[1] == "--floor-child":
-        floor_child(sys.argv[2])
-        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", default="1000,10000,100000", help="comma-separated stored-query counts")
     parser.add_argument("--docs", type=int, default=0, help="documents to percolate (default: all of the sample)")
@@ -258,12 +242,7 @@ def main() -> None:
     say(f"generated and parsed {len(registrations)} queries in {parse_s:.1f} s; shapes {shapes}"
         + (f"; refused by the parser {failures}" if failures else ""))
 
-    analyse_s, keys_s = analysis_floor_subprocess(docs)
-    analyse_ms = analyse_s / len(docs) * 1000
-    say(f"analysis floor (fresh process, best of 3): analyse_document {analyse_ms:.3f} ms/doc ({len(docs) / analyse_s:.0f} docs/s), "
-        f"document_keys {keys_s / len(docs) * 1000:.3f} ms/doc")
-    figures: Dict[str, Any] = {"docs": len(docs), "analyse_ms_per_doc": round(analyse_ms, 4),
-                               "keys_ms_per_doc": round(keys_s / len(docs) * 1000, 4)}
+    figures: Dict[str, Any] = {"docs": len(docs)}
 
     es = Es(url, timeout=900.0, retries=0)  # a long percolation must not be sent twice
     created: List[PercolatorIndex] = []
@@ -277,9 +256,10 @@ def main() -> None:
             emb = embedded_subprocess(subset, docs, args.batch, warm=not args.no_warm)
             emb_docs_s = len(docs) / emb["match_s"]
             per_doc_ms = emb["match_s"] / len(docs) * 1000
+            floor_ms = emb["floor_s"] / len(docs) * 1000
             say(f"embedded: registered in {emb['register_s']:.2f} s ({len(emb['unsupported'])} unsupported), "
                 f"percolated {len(docs)} docs in {emb['match_s']:.2f} s = {emb_docs_s:.0f} docs/s "
-                f"({per_doc_ms:.3f} ms/doc, {per_doc_ms / analyse_ms:.1f}x analysis)"
+                f"({per_doc_ms:.3f} ms/doc, {per_doc_ms / floor_ms:.1f}x analysis of {floor_ms:.3f} ms measured just before)"
                 + (f", warm pass {len(docs) / emb['warm_s']:.0f} docs/s" if emb["warm_s"] else "")
                 + f"; RSS +{emb['rss_kb'] / 1024:.1f} MB (+{emb['rss_register_kb'] / 1024:.1f} MB after registration); "
                 f"stats {emb['stats']}")
@@ -346,7 +326,8 @@ def main() -> None:
                 f"{p}_rss_mb": round(emb["rss_kb"] / 1024, 1),
                 f"{p}_unsupported": len(emb["unsupported"]),
                 f"{p}_es_refused": len(refused),
-                f"{p}_perc_over_analysis": round(per_doc_ms / analyse_ms, 2),
+                f"{p}_perc_over_analysis": round(per_doc_ms / floor_ms, 2),
+                f"{p}_analyse_ms_per_doc": round(floor_ms, 4),
             })
     finally:
         for index in created:
