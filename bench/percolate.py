@@ -24,10 +24,10 @@ registration time of each, embedded RSS growth, total matches of each and the
 number of (document, query) pairs on which they differ (over the documents both
 percolated), and the embedded per-document time over the time of analysing the
 document alone (:func:`analyse_document`, the floor of any percolation).  The floor is
-measured in the embedded run's own process just before its queries are registered (best
-of two passes): in a process holding every registration the garbage collector's full
-passes over them doubled it, and this shared machine's speed drifts by up to 1.5x within
-minutes, so only a floor taken next to the percolation makes a fair ratio.
+measured in a fresh process right before each embedded run (best of two passes): in a
+process holding every registration the garbage collector's full passes over them doubled
+it, and this shared machine's speed drifts by up to 1.5x within minutes, so only a floor
+taken next to the percolation makes a fair ratio.
 
 Elasticsearch: ``ESTROM_ES_URL``, else ``scripts/services start elasticsearch``
 is run and its last stdout line is the URL.  The indexes created are deleted at
@@ -101,12 +101,7 @@ def rss_kb() -> int:
 
 def embedded_run(registrations: Sequence[Registration], docs: Sequence[Mapping[str, Any]], batch: int,
                  warm: bool) -> Dict[str, Any]:
-    """Register and percolate in this process; return figures and per-document matches.
-
-    The analysis floor is measured here too, first (best of two, before any query is held):
-    on this shared machine the speed drifts by up to 1.5x within minutes, so only a floor taken
-    next to the percolation makes a ratio."""
-    floor_s = min(analysis_floor(docs)[0] for _ in range(2))
+    """Register and percolate in this process; return figures and per-document matches."""
     gc.collect()
     before = rss_kb()
     index = QueryIndex()
@@ -136,7 +131,7 @@ def embedded_run(registrations: Sequence[Registration], docs: Sequence[Mapping[s
     after = rss_kb()
     stats = index.stats().get(INDEX, {})
     return {
-        "floor_s": floor_s, "register_s": register_s, "match_s": match_s, "warm_s": warm_s, "results": results,
+        "register_s": register_s, "match_s": match_s, "warm_s": warm_s, "results": results,
         "unsupported": unsupported, "rss_register_kb": after_register - before, "rss_kb": after - before,
         "stats": stats,
     }
@@ -156,6 +151,28 @@ def embedded_subprocess(registrations: Sequence[Registration], docs: Sequence[Ma
     if "error" in answer:
         raise RuntimeError(f"embedded run failed: {answer['error']}")
     return answer
+
+
+def floor_subprocess(docs: Sequence[Mapping[str, Any]]) -> float:
+    """Seconds to analyse every document (best of two passes), in a fresh process holding only them.
+
+    Run right before each embedded run: on this shared machine the speed drifts by up to 1.5x
+    within minutes, so only a floor taken next to the percolation makes a ratio; and in a process
+    holding every registration the garbage collector's full passes over them doubled it.  (Not in
+    the embedded run's own process: the memory it frees would hide part of the index's RSS.)"""
+    with tempfile.TemporaryDirectory(prefix="estrom-bench-") as tmp:
+        (Path(tmp) / "in.pickle").write_bytes(pickle.dumps(list(docs)))
+        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--floor-child", tmp])
+        output = Path(tmp) / "out.pickle"
+        if done.returncode != 0 or not output.exists():
+            raise RuntimeError(f"analysis floor run failed (exit {done.returncode})")
+        return pickle.loads(output.read_bytes())
+
+
+def floor_child(tmp: str) -> None:
+    """The child side of :func:`floor_subprocess`."""
+    docs = pickle.loads((Path(tmp) / "in.pickle").read_bytes())
+    (Path(tmp) / "out.pickle").write_bytes(pickle.dumps(min(analysis_floor(docs)[0] for _ in range(2))))
 
 
 def embedded_child(tmp: str) -> None:
@@ -214,6 +231,9 @@ def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--embedded-child":
         embedded_child(sys.argv[2])
         return
+    if len(sys.argv) == 3 and sys.argv[1] == "--floor-child":
+        floor_child(sys.argv[2])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", default="1000,10000,100000", help="comma-separated stored-query counts")
     parser.add_argument("--docs", type=int, default=0, help="documents to percolate (default: all of the sample)")
@@ -253,10 +273,11 @@ def main() -> None:
             p = f"q{size}"
             say(f"--- {size} queries ---")
 
+            floor_s = floor_subprocess(docs)
             emb = embedded_subprocess(subset, docs, args.batch, warm=not args.no_warm)
             emb_docs_s = len(docs) / emb["match_s"]
             per_doc_ms = emb["match_s"] / len(docs) * 1000
-            floor_ms = emb["floor_s"] / len(docs) * 1000
+            floor_ms = floor_s / len(docs) * 1000
             say(f"embedded: registered in {emb['register_s']:.2f} s ({len(emb['unsupported'])} unsupported), "
                 f"percolated {len(docs)} docs in {emb['match_s']:.2f} s = {emb_docs_s:.0f} docs/s "
                 f"({per_doc_ms:.3f} ms/doc, {per_doc_ms / floor_ms:.1f}x analysis of {floor_ms:.3f} ms measured just before)"
