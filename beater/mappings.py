@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Dict, Mapping, Set
 
@@ -66,6 +67,11 @@ class IndexMapping:
 
     def kinds(self) -> FieldKinds:
         """The keyword/text view of this mapping that parsing and canonicalisation use."""
+        return self._kinds
+
+    @cached_property
+    def _kinds(self) -> FieldKinds:
+        # computed once: every registration on the index (and every stored one at start) asks for it
         mapped: Set[str] = set()
         keywords: Set[str] = set()
         twinned: Set[str] = set()

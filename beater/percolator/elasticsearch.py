@@ -50,7 +50,7 @@ query Elasticsearch refuses at registration is InvalidQuery with its reason.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
+from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, Set
 
 import treq
 from twisted.internet import task
@@ -343,12 +343,7 @@ class ElasticsearchPercolator:
             stale: Dict[str, Any] = {"bool": {"must_not": [{"term": {MAPPING_FIELD: kinds.tag}}]}}
         else:
             stale = {"exists": {"field": MAPPING_FIELD}}
-        search_after: Optional[List[Any]] = None
-        while True:
-            body: Dict[str, Any] = {"query": stale, "size": 1000, "sort": [{ID_FIELD: "asc"}], "track_total_hits": False}
-            if search_after is not None:
-                body["search_after"] = search_after
-            hits = (await self._request("POST", f"/{name}/_search", body))["hits"]["hits"]
+        async for hits in self._stored_pages(name, stale):
             for hit in hits:
                 old = Registration.from_json(hit["_source"][REGISTRATION_FIELD])
                 try:
@@ -360,7 +355,19 @@ class ElasticsearchPercolator:
                 await self._request("DELETE", f"/{name}/_doc/{old.id}?refresh=true", ok_missing=True)
                 self.remapped[old.id] = new.id
                 log.warn("registration {old} of index {index} was made under another mapping: it is now {new}", old=old.id, index=index, new=new.id)
-            if len(hits) < 1000:
+
+    async def _stored_pages(self, name: str, query: Mapping[str, Any], size: int = 1000) -> AsyncIterator[List[Any]]:
+        """The stored queries of percolator index ``name`` matching ``query``, a page of hits at a time
+        (``search_after`` on the id, so pages stay right while hits are rewritten or deleted)."""
+        search_after: Optional[List[Any]] = None
+        while True:
+            body: Dict[str, Any] = {"query": query, "size": size, "sort": [{ID_FIELD: "asc"}], "track_total_hits": False}
+            if search_after is not None:
+                body["search_after"] = search_after
+            hits = (await self._request("POST", f"/{name}/_search", body))["hits"]["hits"]
+            if hits:
+                yield hits
+            if len(hits) < size:
                 return
             search_after = hits[-1]["sort"]
 
@@ -487,27 +494,17 @@ class ElasticsearchPercolator:
     async def _reextract(self, index: str) -> None:
         """Re-index every stored query of ``index`` so its candidate terms follow the current mapping."""
         name = percolator_index(index)
-        search_after: Optional[List[Any]] = None
         reindexed = 0
-        while True:
-            body: Dict[str, Any] = {"query": {"match_all": {}}, "size": 1000, "sort": [{ID_FIELD: "asc"}], "track_total_hits": False}
-            if search_after is not None:
-                body["search_after"] = search_after
-            answer = await self._request("POST", f"/{name}/_search", body)
-            hits = answer["hits"]["hits"]
-            if hits:
-                sources = {hit["_id"]: hit["_source"] for hit in hits}
-                lines = []
-                for sub_id, source in sources.items():
-                    lines.append(json.dumps({"index": {"_id": sub_id}}))
-                    lines.append(json.dumps(source))
-                result = await self._request("POST", f"/{name}/_bulk", ndjson=("\n".join(lines) + "\n").encode())
-                if result.get("errors"):
-                    await self._disable_failed(name, result, sources)
-                reindexed += len(hits)
-            if len(hits) < 1000:
-                break
-            search_after = hits[-1]["sort"]
+        async for hits in self._stored_pages(name, {"match_all": {}}):
+            sources = {hit["_id"]: hit["_source"] for hit in hits}
+            lines = []
+            for sub_id, source in sources.items():
+                lines.append(json.dumps({"index": {"_id": sub_id}}))
+                lines.append(json.dumps(source))
+            result = await self._request("POST", f"/{name}/_bulk", ndjson=("\n".join(lines) + "\n").encode())
+            if result.get("errors"):
+                await self._disable_failed(name, result, sources)
+            reindexed += len(hits)
         await self._request("POST", f"/{name}/_refresh")
         log.debug("re-extracted {n} stored queries of {index}", n=reindexed, index=index)
 

@@ -1025,14 +1025,18 @@ class Presearcher:
         if self.ranges:
             exact: Set[int] = set()
             found: Set[int] = set()
-            numbers = doc.numbers
-            for field, ranges in self.ranges.items():
-                values = numbers.get(field)
-                if values:
-                    ranges.find(values, exact, found)
+            self._range_candidates(doc, exact, found)
             matched.extend(exact)
             to_verify.extend(found)
         return matched, to_verify
+
+    def _range_candidates(self, doc: AnalysedDoc, exact: Set[int], found: Set[int]) -> None:
+        """Add the queries indexed under a range holding one of the document's values."""
+        numbers = doc.numbers
+        for field, ranges in self.ranges.items():
+            values = numbers.get(field)
+            if values:
+                ranges.find(values, exact, found)
 
     def native_answer(self, verified: List[int], ids: List[Optional[str]]) -> List[str]:
         """After :meth:`native_split`: the ids of every match of the document, in registration order."""
@@ -1053,9 +1057,5 @@ class Presearcher:
             if posting is not None:
                 exact.update(posting)
         if doc is not None and self.ranges:
-            numbers = doc.numbers
-            for field, ranges in self.ranges.items():
-                values = numbers.get(field)
-                if values:
-                    ranges.find(values, exact, found)
+            self._range_candidates(doc, exact, found)
         return exact, found
