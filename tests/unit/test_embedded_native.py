@@ -13,6 +13,7 @@ from beater.percolator.embedded import presearcher
 from beater.percolator.embedded.query_index import QueryIndex
 from beater.registration import make_registration
 from bench.shapes import generate
+from tests.differential.queries import QUERIES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,24 +71,57 @@ def test_answers_come_in_registration_order(monkeypatch: pytest.MonkeyPatch) -> 
         assert index.match_batch("rc", [{"title": "zebra"}]) == [[r.id for r in regs]]
 
 
+def test_native_and_python_loops_answer_alike_on_the_differential_queries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every form the native core evaluates (phrases, patterns, ranges, guards, nested bools, call-backs)."""
+    docs = documents(1000) + [json.loads(line) for line in (ROOT / "tests" / "differential" / "edge_docs.ndjson").open(encoding="utf-8")]
+    registrations = {}
+    for source, operator in QUERIES:
+        try:
+            registration = make_registration("rc", source, operator)
+        except Exception:  # noqa: BLE001 - the queries refused on purpose
+            continue
+        registrations.setdefault(registration.id, registration)
+    regs = list(registrations.values())
+    native, python = index_of(True, regs, monkeypatch), index_of(False, regs, monkeypatch)
+    for start in range(0, len(docs), 100):
+        batch = docs[start : start + 100]
+        assert native.match_batch("rc", batch) == python.match_batch("rc", batch)
+
+
 KEY_IDS = {name: number for number, name in enumerate("abcdef")}
 IDS = [f"q{number}" for number in range(10)]
 
 
-def match(core: Any, keys: str, verified: Any = ()) -> Any:
+class Doc:
+    """The parts of an AnalysedDoc the core reads."""
+
+    def __init__(self, tokens: Any = None, numbers: Any = None, prefixes: Any = None) -> None:
+        self.tokens = tokens or {}
+        self.numbers = numbers or {}
+        self._prefixes = prefixes or ({}, {}, {})
+
+    def prefix_view(self) -> Any:
+        return self._prefixes
+
+
+def match(core: Any, keys: str, verified: Any = (), doc: Any = None) -> Any:
     """(to verify, answer) of one document holding ``keys``; ``verified``: what Python would confirm."""
-    to_verify = core.candidates(set(keys), KEY_IDS)
+    to_verify = core.candidates(set(keys), KEY_IDS, doc if doc is not None else Doc())
     return to_verify, core.answer(list(verified), IDS)
+
+
+def program(form: Any) -> Any:
+    return presearcher.native_program(form, KEY_IDS.__getitem__)
 
 
 def test_the_core_checks_a_keys_only_conjunction() -> None:
     core = presearcher.Core()
     core.add_posting(KEY_IDS["b"], 7, False)
-    core.set_form(7, [1, 2], [3], [[4, 5]])  # b and c, not d, e or f
+    core.set_program(7, program((("b", "c"), ("d",), (frozenset("ef"),))))  # b and c, not d, e or f
     assert match(core, "bcf") == ([], ["q7"])
     assert match(core, "bcdf") == ([], [])  # a forbidden key
     assert match(core, "bc") == ([], [])  # no key of the "any of" group
-    core.clear_form(7)
+    core.set_program(7, None)
     assert match(core, "b") == ([7], [])  # verified in Python now
     assert match(core, "b", [7]) == ([7], ["q7"])
     assert core.remove_posting(1, 7, False) and match(core, "b") == ([], [])
@@ -99,3 +133,50 @@ def test_the_core_answers_each_query_once_in_registration_order() -> None:
         for number in (9, 3, 5):
             core.add_posting(key, number, True)
     assert match(core, "bcz", [4]) == ([], ["q3", "q4", "q5", "q9"])  # z: a key no query uses
+
+
+def test_the_core_checks_an_exact_phrase_by_positions() -> None:
+    core = presearcher.Core()
+    core.add_posting(KEY_IDS["a"], 1, False)
+    core.set_program(1, program(presearcher.PhraseForm("title", ("big", "cat"), 0)))
+    assert match(core, "a", doc=Doc(tokens={"title": {"big": [0, 4], "cat": [5]}}))[1] == ["q1"]
+    assert match(core, "a", doc=Doc(tokens={"title": {"big": [0], "cat": [2]}}))[1] == []
+    assert match(core, "a", doc=Doc(tokens={"comment": {"big": [0], "cat": [1]}}))[1] == []
+
+
+def test_the_core_checks_a_range_on_a_long_field() -> None:
+    core = presearcher.Core()
+    core.add_posting(KEY_IDS["a"], 2, False)
+    core.set_program(2, program(presearcher.RangeForm("n", 10, 20)))
+    assert match(core, "a", doc=Doc(numbers={"n": [3, 20]}))[1] == ["q2"]
+    assert match(core, "a", doc=Doc(numbers={"n": [21, 2**70]}))[1] == []
+    assert match(core, "a", doc=Doc(numbers={"n": [9.5, 10.0]}))[1] == ["q2"]
+
+
+@pytest.mark.parametrize("pattern, term, matches", [
+    ("ab?d", "abcd", True), ("ab?d", "abd", False), ("ab*", "ab", True), ("a*c*e", "abcde", True),
+    ("a*c*e", "abcdf", False), ("a?*", "a", False), ("*", "", True), ("abc", "abcd", False),
+])
+def test_the_core_tests_a_wildcard_as_a_glob(pattern: str, term: str, matches: bool) -> None:
+    core = presearcher.Core()
+    core.add_posting(KEY_IDS["a"], 3, False)
+    core.set_program(3, (presearcher.P_PATTERN, presearcher.PATTERN_GLOB, False, ("f", "abc"), "abc", "abc", pattern, pattern))
+    doc = Doc(prefixes=({("f", "abc"): [term]}, {}, {}))
+    assert match(core, "a", doc=doc)[1] == (["q3"] if matches else [])
+
+
+def test_the_core_calls_back_what_it_cannot_evaluate() -> None:
+    core = presearcher.Core()
+    core.add_posting(KEY_IDS["a"], 4, False)
+    seen = []
+    core.set_program(4, program(lambda doc: seen.append(doc) or True))
+    doc = Doc()
+    assert match(core, "a", doc=doc)[1] == ["q4"] and seen == [doc]
+
+
+def test_an_error_in_a_call_back_reaches_the_caller() -> None:
+    core = presearcher.Core()
+    core.add_posting(KEY_IDS["a"], 5, False)
+    core.set_program(5, program(lambda doc: 1 / 0))
+    with pytest.raises(ZeroDivisionError):
+        match(core, "a")

@@ -17,10 +17,11 @@ names a field the index has not seen yet is indexed as "never" and re-extracted
 when the field is first mapped (:class:`QueryIndex` watches those fields).
 
 With the optional native module (``_core.c``, built at install where a C compiler
-is available) the postings and the keys-only conjunctions are mirrored over
-integer key ids, and a document's candidates are collected and those
-conjunctions checked there (:meth:`Presearcher.native_split`); the Python loop
-verifies only the other forms.  Both paths give the same answers.
+is available) the postings are mirrored over integer key ids and each verified
+query's form is compiled into a program there (:func:`native_program`): a
+document's candidates are collected and verified natively
+(:meth:`Presearcher.native_split`), calling back into Python only for the forms
+without a native counterpart.  Both paths give the same answers.
 """
 
 from __future__ import annotations
@@ -562,10 +563,12 @@ class GuardForm:
     """A compiled ANY_FIELD match or phrase, tried only if the document holds the keys it needs:
     its whole text as a keyword value (``escape``), else all (``need_all``) or one of its tokens."""
 
-    __slots__ = ("escape", "need_all", "need_any", "inner")
+    __slots__ = ("escape", "need_all", "need_any", "inner", "phrase")
 
-    def __init__(self, escape: str, tokens: Tuple[str, ...], conjunctive: bool, inner: Predicate) -> None:
+    def __init__(self, escape: str, tokens: Tuple[str, ...], conjunctive: bool, inner: Predicate, phrase: Optional[Tuple[str, ...]] = None) -> None:
+        """``phrase``: the tokens, if ``inner`` is an exact phrase of two or more (for the native core)."""
         keys = tuple(dict.fromkeys(sys.intern(key(ir.ANY_FIELD, t)) for t in tokens))
+        self.phrase = phrase
         self.escape = sys.intern(escape)
         self.need_all = keys if conjunctive else ()
         self.need_any = () if conjunctive else frozenset(keys)
@@ -591,7 +594,8 @@ def _guard_form(node: ir.Node) -> Form:
     if not tokens or _any_field_value_keys(text) != NEVER:
         return None
     conjunctive = isinstance(node, ir.Phrase) or node.operator == "and"
-    return GuardForm(key(ir.ANY_FIELD, text), tokens, conjunctive, compile_query(node))
+    exact_phrase = tokens if isinstance(node, ir.Phrase) and int(node.slop) <= 0 and len(tokens) >= 2 else None
+    return GuardForm(key(ir.ANY_FIELD, text), tokens, conjunctive, compile_query(node), exact_phrase)
 
 
 def long_prefix_fields(keys: Keys, form: Form) -> FrozenSet[str]:
@@ -646,30 +650,79 @@ def verify(form: Form, dk: Set[str], doc: Any) -> bool:
     return form(doc)
 
 
+# Tags of the native core's verification programs (_core.c, "verification programs").
+P_CONST, P_KEY, P_ANY, P_KEYS, P_BOOL, P_RANGE, P_PHRASE, P_PATTERN, P_GUARD, P_CALL, P_ANY_PHRASE = range(11)
+PATTERN_PREFIX, PATTERN_GLOB = 0, 1
+
+
+def native_program(form: Form, key_id: Callable[[str], int]) -> Any:
+    """``form`` as the native core's program: nested tagged tuples, keys as ``key_id`` numbers.
+
+    Each tag is evaluated there as :func:`verify` evaluates the form; what has no tag of its own
+    (sloppy phrases, escaped wildcards, compiled predicates) is called back as ``form(doc)``.
+    """
+    t = type(form)
+    ids = lambda keys: [key_id(k) for k in keys]  # noqa: E731
+    if t is bool:
+        return (P_CONST, form)
+    if t is str:
+        return (P_KEY, key_id(form))
+    if t is frozenset:
+        return (P_ANY, ids(form))
+    if t is tuple:
+        return (P_KEYS, ids(form[0]), ids(form[1]), [ids(group) for group in form[2]])
+    if t is BoolForm:
+        return (
+            P_BOOL, ids(form.req_keys), ids(form.forb_keys), [ids(group) for group in form.req_any],
+            [native_program(f, key_id) for f in form.req], [native_program(f, key_id) for f in form.forb],
+            [native_program(f, key_id) for f in form.opt], form.need,
+        )
+    if t is GuardForm:
+        if form.phrase is not None:  # a phrase on every field: the text fields' positions there
+            inner = (P_ANY_PHRASE, key_id(form.escape), form.phrase, form.inner)
+        else:
+            inner = (P_CALL, form.inner)
+        return (P_GUARD, key_id(form.escape), ids(form.need_all), ids(form.need_any), inner)
+    if t is RangeForm:
+        return (P_RANGE, form.field, form.low, form.high)
+    if t is PhraseForm and form.slop == 0:
+        return (P_PHRASE, form.field, tuple(form.tokens))
+    if t is PatternForm and form.native_mode is not None:
+        where = ("", "") if form.kind is None else (form.field, form.start)
+        return (P_PATTERN, form.native_mode, form.kind is None, where, form.start, form.lower_start, form.value, form.lower_value)
+    return (P_CALL, form)
+
+
 class PatternForm:
     """A prefix or wildcard query with a literal start of at least PREFIX_VIEW characters: only the
     document's terms with that start are tested (AnalysedDoc.prefix_view)."""
 
-    __slots__ = ("field", "kind", "start", "test", "lower_start", "lower_test")
+    __slots__ = ("field", "kind", "start", "test", "lower_start", "lower_test", "value", "lower_value", "native_mode")
 
     def __init__(self, node: Union[ir.Prefix, ir.Wildcard], kind: Optional[str]) -> None:
         if isinstance(node, ir.Prefix):
             value = node.value
             literal = value
             make: Callable[[str], Callable[[str], bool]] = lambda v: (lambda term: term.startswith(v))
+            self.native_mode: Optional[int] = PATTERN_PREFIX
         else:
             value = node.pattern
             literal = literal_prefix(value)
             make = lambda v: wildcard_test(v, False)
+            # The native glob knows "*", "?" and literal characters; escapes stay with the regex.
+            self.native_mode = None if "\\" in value else PATTERN_GLOB
         self.field = node.field
         self.kind = kind
         self.start = literal[:PREFIX_VIEW]
         self.test = make(value)
+        self.value = value
         if node.field == ir.ANY_FIELD:
             self.lower_start = lowercase(literal)[:PREFIX_VIEW]
-            self.lower_test = make(lowercase(value))
+            self.lower_value = lowercase(value)
+            self.lower_test = make(self.lower_value)
         else:
             self.lower_start = self.start
+            self.lower_value = value
             self.lower_test = self.test
 
     def __call__(self, doc: AnalysedDoc) -> bool:
@@ -923,16 +976,9 @@ class Presearcher:
         return key_id
 
     def set_form(self, number: int, form: Any) -> None:
-        """Tell the native core how query ``number`` is verified: a keys-only conjunction there, else in Python."""
-        if self.core is None:
-            return
-        if type(form) is tuple:
-            key_id = self._key_id
-            self.core.set_form(
-                number, [key_id(k) for k in form[0]], [key_id(k) for k in form[1]], [[key_id(k) for k in group] for group in form[2]],
-            )
-        else:
-            self.core.clear_form(number)
+        """Tell the native core how query ``number`` is verified (``None``: it is not)."""
+        if self.core is not None:
+            self.core.set_program(number, None if form is None else native_program(form, self._key_id))
 
     def add_range(self, number: int, field: str, low: int, high: int, exact: bool) -> None:
         """Index query ``number`` under a range of long field ``field`` (``exact``: a value in it is a match)."""
@@ -1018,16 +1064,18 @@ class Presearcher:
         conjunctions) for :meth:`native_answer`; the always-check list and the range
         index are added here.
         """
-        assert self.core is not None
+        core = self.core
+        assert core is not None
         matched: List[int] = []
-        to_verify = self.core.candidates(doc_keys, self.key_ids)
-        to_verify.extend(self.always)
+        to_verify = core.candidates(doc_keys, self.key_ids, doc)
+        if self.always:
+            to_verify.extend(core.check(self.always, doc))
         if self.ranges:
             exact: Set[int] = set()
             found: Set[int] = set()
             self._range_candidates(doc, exact, found)
             matched.extend(exact)
-            to_verify.extend(found)
+            to_verify.extend(core.check(found, doc))
         return matched, to_verify
 
     def _range_candidates(self, doc: AnalysedDoc, exact: Set[int], found: Set[int]) -> None:
