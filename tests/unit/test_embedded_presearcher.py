@@ -1,7 +1,7 @@
 """Candidate selection: queries indexed under keys a matching document must hold."""
 
 from beater.percolator.embedded.fields import FieldModel, analyse_document
-from beater.percolator.embedded.presearcher import ANY, Presearcher, document_keys, extract_keys, is_exact, key, literal_prefix
+from beater.percolator.embedded.presearcher import ANY, Extractor, Presearcher, document_keys, extract_keys, is_exact, key, literal_prefix
 from beater.percolator.embedded.query_index import QueryIndex
 from beater.query.ir import ANY_FIELD, Bool, Exists, Match, MatchNone, Phrase, Prefix, Range, Term, Wildcard
 
@@ -170,6 +170,39 @@ def test_conjunction_moves_to_its_rarest_clause_once_documents_are_seen() -> Non
     assert index.match_batch("i", common) == [[]] * len(common)
     assert state.presearcher.indexed[number] == frozenset({key("title", "rare")})
     assert index.match_batch("i", [{"wiki": "wikidatawiki", "title": "rare"}]) == [["q"]]
+
+
+def test_a_conjunction_of_plain_clauses_keeps_its_clauses_keys_to_choose_among() -> None:
+    extractor = Extractor(TYPES)
+    extractor.extract(Bool(must=(Match("title", "a"), Term("n", 3)), must_not=(Match("title", "b"),)))
+    assert extractor.alternatives == [frozenset({key("title", "a")}), frozenset({key("n", "\x00l3")})]
+
+
+def test_a_conjunction_with_a_choice_inside_a_clause_keeps_none() -> None:
+    for node in (
+        Bool(must=(Match("title", "ab abcd", operator="and"), Match("title", "x"))),  # the rarest word of a clause
+        Bool(must=(Bool(must=(Match("title", "a"), Match("title", "b"))), Match("title", "c"))),  # a nested conjunction
+        Match("title", "a"),
+    ):
+        extractor = Extractor(TYPES)
+        extractor.extract(node)
+        assert extractor.alternatives is None, node
+
+
+def test_choosing_among_the_alternatives_gives_the_keys_a_full_extraction_gives() -> None:
+    nodes = [
+        Bool(must=(Match("title", "alpha"), Match("title", "be"), Term("n", 7))),
+        Bool(must=(Match(ANY_FIELD, "wikidata"), Match(ANY_FIELD, "q"))),
+        Bool(filter=(Match("title", "gamma"),), must=(Prefix("title", "delt"),)),
+    ]
+    for weights in ({}, {key("title", "alpha"): 900.0, key(ANY_FIELD, "q"): 50.0}, {key("title", "be"): 0.0}):
+        weight = lambda k: weights.get(k, 1.0 / len(k))  # noqa: E731
+        for node in nodes:
+            extractor = Extractor(TYPES)
+            extractor.extract(node)
+            assert extractor.alternatives is not None
+            chosen = min(extractor.alternatives, key=lambda keys: sum(weight(k) for k in keys))
+            assert chosen == extract_keys(node, TYPES, weight)[0], (node, weights)
 
 
 def test_queries_on_fields_no_earlier_query_read_still_match() -> None:

@@ -263,6 +263,10 @@ class Extractor:
         self.unmapped: Set[str] = set()
         self.seen: Set[str] = set()  # every key of every clause met (their frequencies are worth counting)
         self.chose = False  # whether the keys depend on the weights (a choice among clauses or words)
+        # For a root Bool whose only choice is among its required clauses: their keys, in order (the
+        # keys are the cheapest of them, so re-keying under new weights need not walk the query again).
+        self.alternatives: Optional[List[FrozenSet[str]]] = None
+        self._depth = 0
 
     def cost(self, keys: FrozenSet[str]) -> float:
         """Expected number of documents holding one of ``keys`` (disjunction: the sum)."""
@@ -277,7 +281,11 @@ class Extractor:
 
     def extract(self, node: ir.Node) -> Keys:
         method = getattr(self, "_" + type(node).__name__, None)
-        keys = ANY if method is None else method(node)
+        self._depth += 1
+        try:
+            keys = ANY if method is None else method(node)
+        finally:
+            self._depth -= 1
         if keys:
             self.seen.update(keys)
         return keys
@@ -355,11 +363,15 @@ class Extractor:
         return self._prefix_keys(node.field, literal_prefix(node.pattern), node.case_insensitive)
 
     def _Bool(self, node: ir.Bool) -> Keys:
+        root, chose_before = self._depth == 1, self.chose
         required = [self.extract(c) for c in tuple(node.must) + tuple(node.filter)]
+        inner_choice = self.chose and not chose_before
         for c in node.must_not:
             self._note_fields(c)
         keyed = [r for r in required if r is not ANY]
         if keyed:
+            if root and not inner_choice and len(keyed) > 1:
+                self.alternatives = keyed
             self.chose = self.chose or len(set(keyed)) > 1
             return min(keyed, key=self.cost)
         msm = node.minimum_should_match
@@ -1027,6 +1039,11 @@ class Presearcher:
             self.df = Counter({k: c // 2 for k, c in self.df.items() if c >= 2})
             self.docs //= 2
             self.next_reweight = min(self.next_reweight, self.docs * 4)
+
+    def cost(self, keys: FrozenSet[str]) -> float:
+        """Expected number of documents holding one of ``keys`` (as Extractor.cost with these weights)."""
+        weight = self.weight
+        return sum(weight(k) for k in keys)
 
     def too_common(self, keys: FrozenSet[str]) -> bool:
         """Whether documents hold one of ``keys`` so often that a range would select better."""

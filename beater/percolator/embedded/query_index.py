@@ -45,6 +45,7 @@ class _IndexState:
         self.forms: List[Form] = []  # by query number: how a candidate is verified
         self.pending: List[int] = []  # queries to re-index under rarer keys (see reweight)
         self.settled: Set[int] = set()  # queries whose keys no frequency can change (no choice to make)
+        self.alternatives: Dict[int, List[FrozenSet[str]]] = {}  # query -> its keys to choose among (Extractor.alternatives)
         self.long_fields: Dict[int, FrozenSet[str]] = {}  # query -> fields whose long prefix keys it uses
         self.long_counts: Counter[str] = Counter()
         self.long_prefixes: FrozenSet[str] = frozenset()  # fields documents need long prefix keys for
@@ -104,6 +105,10 @@ class _IndexState:
             self.settled.add(number)
         else:
             self.settled.discard(number)
+        if extractor.alternatives is not None:
+            self.alternatives[number] = extractor.alternatives
+        else:
+            self.alternatives.pop(number, None)
         self.forms[number] = None if exact else compact_form(query.node, types)
         self.presearcher.set_form(number, self.forms[number])
         self.note_long_prefixes(number, long_prefix_fields(keys, self.forms[number]))
@@ -125,7 +130,11 @@ class _IndexState:
             query = self.queries.get(number)
             if query is None or number in presearcher.exact or number in presearcher.ranged or number in self.settled:
                 continue
-            keys, _ = extract_keys(query.node, types, presearcher.weight)
+            alternatives = self.alternatives.get(number)
+            if alternatives is not None:
+                keys = min(alternatives, key=presearcher.cost)
+            else:
+                keys, _ = extract_keys(query.node, types, presearcher.weight)
             if keys is not None and presearcher.too_common(keys):
                 rng = range_clause(query.node, types)
                 if rng is not None:  # a required range on a long field is likely rarer than a key most documents hold
@@ -230,6 +239,7 @@ class QueryIndex:
             state.presearcher.set_form(number, None)
             state.presearcher.remove(number)
             state.settled.discard(number)
+            state.alternatives.pop(number, None)
             state.note_long_prefixes(number, frozenset())
             state.unwatch(number, query.node)
             return True
