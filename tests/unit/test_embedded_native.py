@@ -180,3 +180,15 @@ def test_an_error_in_a_call_back_reaches_the_caller() -> None:
     core.set_program(5, program(lambda doc: 1 / 0))
     with pytest.raises(ZeroDivisionError):
         match(core, "a")
+
+
+def test_the_core_selects_queries_by_a_range_holding_a_value_of_the_document() -> None:
+    core = presearcher.Core()
+    core.add_range("n", 1, 10, 20, True)  # decided by the range
+    core.add_range("n", 2, 15, 30, False)  # verified by its program
+    core.set_program(2, program(presearcher.RangeForm("m", 0, 0)))
+    assert match(core, "", doc=Doc(numbers={"n": [16]}))[1] == ["q1"]
+    assert match(core, "", doc=Doc(numbers={"n": [16], "m": [0]}))[1] == ["q1", "q2"]
+    assert match(core, "", doc=Doc(numbers={"n": [9, 31, 2**64]}))[1] == []
+    assert core.remove_range("n", 1) and not core.remove_range("n", 1) and not core.remove_range("x", 2)
+    assert match(core, "", doc=Doc(numbers={"n": [16], "m": [0]}))[1] == ["q2"]

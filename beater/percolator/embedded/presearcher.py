@@ -20,7 +20,7 @@ With the optional native module (``_core.c``, built at install where a C compile
 is available) the postings are mirrored over integer key ids and each verified
 query's form is compiled into a program there (:func:`native_program`): a
 document's candidates are collected and verified natively
-(:meth:`Presearcher.native_split`), calling back into Python only for the forms
+(:meth:`Presearcher.native_candidates`), calling back into Python only for the forms
 without a native counterpart.  Both paths give the same answers.
 """
 
@@ -1000,12 +1000,16 @@ class Presearcher:
         if ranges is None:
             ranges = self.ranges[field] = RangeIndex()
         ranges.add(number, low, high, exact)
+        if self.core is not None:
+            self.core.add_range(field, number, low, high, exact)
 
     def remove(self, number: int) -> None:
         """Forget query ``number``."""
         field = self.ranged.pop(number, None)
         if field is not None:
             self.ranges[field].remove(number)
+            if self.core is not None:
+                self.core.remove_range(field, number)
             return
         if number not in self.indexed:
             return
@@ -1074,26 +1078,19 @@ class Presearcher:
         exact, found = self.split_candidates(doc_keys, doc)
         return exact | found
 
-    def native_split(self, doc_keys: Iterable[str], doc: AnalysedDoc) -> Tuple[List[int], List[int]]:
-        """With the native core: (numbers of range matches, candidates Python must verify).
+    def native_candidates(self, doc_keys: Iterable[str], doc: AnalysedDoc) -> List[int]:
+        """With the native core: start a document and return the candidates Python must verify.
 
-        The core keeps the matches it decides by keys alone (exact postings, keys-only
-        conjunctions) for :meth:`native_answer`; the always-check list and the range
-        index are added here.
+        The core selects the candidates (postings, ranges, the always-check list), verifies
+        them and keeps the matches for :meth:`native_answer`; only queries without a native
+        program come back here (none, normally).
         """
         core = self.core
         assert core is not None
-        matched: List[int] = []
         to_verify = core.candidates(doc_keys, self.key_ids, doc)
         if self.always:
             to_verify.extend(core.check(self.always, doc))
-        if self.ranges:
-            exact: Set[int] = set()
-            found: Set[int] = set()
-            self._range_candidates(doc, exact, found)
-            matched.extend(exact)
-            to_verify.extend(core.check(found, doc))
-        return matched, to_verify
+        return to_verify
 
     def _range_candidates(self, doc: AnalysedDoc, exact: Set[int], found: Set[int]) -> None:
         """Add the queries indexed under a range holding one of the document's values."""
@@ -1104,7 +1101,7 @@ class Presearcher:
                 ranges.find(values, exact, found)
 
     def native_answer(self, verified: List[int], ids: List[Optional[str]]) -> List[str]:
-        """After :meth:`native_split`: the ids of every match of the document, in registration order."""
+        """After :meth:`native_candidates`: the ids of every match of the document, in registration order."""
         assert self.core is not None
         return self.core.answer(verified, ids)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set
 
 from beater.mappings import IndexMapping
 from beater.percolator.embedded.fields import FieldModel, FieldScope, analyse_document
@@ -299,10 +299,11 @@ class QueryIndex:
                 ids = state.ids
                 forms = state.forms
                 if presearcher.core is not None:
-                    exact, found = presearcher.native_split(dk, doc)
+                    numbers: List[int] = []
+                    found: Iterable[int] = presearcher.native_candidates(dk, doc)
                 else:
                     exact, found = presearcher.split_candidates(dk, doc)
-                numbers = list(exact)
+                    numbers = list(exact)
                 append = numbers.append
                 for number in found:
                     form = forms[number]
