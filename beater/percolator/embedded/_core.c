@@ -201,7 +201,7 @@ static void node_free(Node *node) {
         for (int32_t i = 0; i < n; i++) node_free(node->children[i]);
         free(node->children);
     }
-    free(node->keys);
+    if (node->keys != (int32_t *)(node + 1)) free(node->keys);  /* (a conjunction's block is inline) */
     Py_XDECREF(node->a); Py_XDECREF(node->b); Py_XDECREF(node->c);
     Py_XDECREF(node->d); Py_XDECREF(node->e); Py_XDECREF(node->f);
     free(node);
@@ -251,7 +251,7 @@ static int block_ids(Core *self, Block *block, PyObject *seq, int counted) {
 }
 
 /* [n_req, n_forb, n_groups, req.., forb.., (len, ids..)..] as holds() reads it. */
-static int32_t *conjunction_block(Core *self, PyObject *req, PyObject *forb, PyObject *groups) {
+static int32_t *conjunction_block(Core *self, PyObject *req, PyObject *forb, PyObject *groups, Py_ssize_t *length) {
     Block block = {NULL, 0, 0};
     Py_ssize_t nreq = PySequence_Size(req), nforb = PySequence_Size(forb), ngroups = PySequence_Size(groups);
     if (nreq < 0 || nforb < 0 || ngroups < 0) return NULL;
@@ -265,6 +265,7 @@ static int32_t *conjunction_block(Core *self, PyObject *req, PyObject *forb, PyO
         Py_DECREF(group);
         if (failed) goto fail;
     }
+    if (length) *length = block.len;
     return block.data;
 fail:
     free(block.data);
@@ -341,13 +342,24 @@ static Node *node_build(Core *self, PyObject *desc, int depth) {
         node->keys = block.data;
         break;
     }
-    case P_KEYS:
+    case P_KEYS: {
         NEED(4);
-        if (!(node->keys = conjunction_block(self, item[1], item[2], item[3]))) goto fail;
+        Py_ssize_t length;
+        int32_t *block = conjunction_block(self, item[1], item[2], item[3], &length);
+        if (!block) goto fail;
+        /* The block right after the node: most candidates are keys-only conjunctions, and one
+         * cache miss fewer per candidate is measurable at 1,500 candidates per document. */
+        Node *grown = realloc(node, sizeof(Node) + sizeof(int32_t) * length);
+        if (!grown) { free(block); PyErr_NoMemory(); goto fail; }
+        node = grown;
+        node->keys = (int32_t *)(node + 1);
+        memcpy(node->keys, block, sizeof(int32_t) * length);
+        free(block);
         break;
+    }
     case P_BOOL: {
         NEED(8);
-        if (!(node->keys = conjunction_block(self, item[1], item[2], item[3]))) goto fail;
+        if (!(node->keys = conjunction_block(self, item[1], item[2], item[3], NULL))) goto fail;
         if (build_children(self, node, item[4], item[5], item[6], depth)) goto fail;
         long need = PyLong_AsLong(item[7]);
         if ((need == -1 && PyErr_Occurred()) || non_negative(need, "need")) goto fail;

@@ -47,6 +47,7 @@ class _IndexState:
         self.settled: Set[int] = set()  # queries whose keys no frequency can change (no choice to make)
         self.alternatives: Dict[int, List[FrozenSet[str]]] = {}  # query -> its keys to choose among (Extractor.alternatives)
         self.long_fields: Dict[int, FrozenSet[str]] = {}  # query -> fields whose long prefix keys it uses
+        self.form_long_fields: Dict[int, FrozenSet[str]] = {}  # query -> those its form checks (re-keying keeps the form)
         self.long_counts: Counter[str] = Counter()
         self.long_prefixes: FrozenSet[str] = frozenset()  # fields documents need long prefix keys for
         self.reads: Counter[str] = Counter()  # field -> queries reading it
@@ -111,7 +112,12 @@ class _IndexState:
             self.alternatives.pop(number, None)
         self.forms[number] = None if exact else compact_form(query.node, types)
         self.presearcher.set_form(number, self.forms[number])
-        self.note_long_prefixes(number, long_prefix_fields(keys, self.forms[number]))
+        form_fields = long_prefix_fields(None, self.forms[number])
+        if form_fields:
+            self.form_long_fields[number] = form_fields
+        else:
+            self.form_long_fields.pop(number, None)
+        self.note_long_prefixes(number, long_prefix_fields(keys, None) | form_fields)
         for field in unmapped_fields(query.node, types):
             self.watch.setdefault(field, set()).add(number)
 
@@ -142,7 +148,7 @@ class _IndexState:
                     continue
             if keys != presearcher.indexed.get(number):
                 presearcher.add(number, keys, False)
-                self.note_long_prefixes(number, long_prefix_fields(keys, self.forms[number]))
+                self.note_long_prefixes(number, long_prefix_fields(keys, None) | self.form_long_fields.get(number, frozenset()))
 
     def unwatch(self, number: int, node: Node) -> None:
         for field in unmapped_fields(node, self.model.types):
@@ -240,6 +246,7 @@ class QueryIndex:
             state.presearcher.remove(number)
             state.settled.discard(number)
             state.alternatives.pop(number, None)
+            state.form_long_fields.pop(number, None)
             state.note_long_prefixes(number, frozenset())
             state.unwatch(number, query.node)
             return True
