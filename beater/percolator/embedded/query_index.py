@@ -131,6 +131,14 @@ class _IndexState:
             if not pending:
                 return
         types = self.model.types
+        costs: Dict[FrozenSet[str], float] = {}  # the frequencies hold still during this call; clauses recur
+
+        def cost(keys: FrozenSet[str]) -> float:
+            c = costs.get(keys)
+            if c is None:
+                c = costs[keys] = presearcher.cost(keys)
+            return c
+
         for _ in range(min(budget, len(pending))):
             number = pending.pop()
             query = self.queries.get(number)
@@ -138,7 +146,7 @@ class _IndexState:
                 continue
             alternatives = self.alternatives.get(number)
             if alternatives is not None:
-                keys = min(alternatives, key=presearcher.cost)
+                keys = min(alternatives, key=cost)
             else:
                 keys, _ = extract_keys(query.node, types, presearcher.weight)
             if keys is not None and presearcher.too_common(keys):
