@@ -128,10 +128,17 @@ def test_compact_forms_answer_as_compiled_predicates() -> None:
         {"title": "slow brown dog 1", "n": 12, "tag": "alpha", "user": "someone"},
         {"title": "albatross", "n": -4, "tag": "Quick brown fox"},
         {"title": "1", "n": 1},
+        {"title": "founded", "when": "1968-05-01", "n": 1968},
+        {"title": "a 1968 film", "when": "2001-01-01"},
+        {"title": "nothing", "when": "1968-12-31T23:00:00Z", "n": 7},
     ]
     model = FieldModel()
     model.grow(docs)
     nodes = [
+        Match(ANY_FIELD, "1968"),  # a token, a long, a year: its keys settle most documents, the check the rest
+        Match(ANY_FIELD, "7"),
+        Bool(must=(Match(ANY_FIELD, "founded"),), must_not=(Match(ANY_FIELD, "1968"),)),
+        Bool(must=(Match(ANY_FIELD, "nothing"),), must_not=(Match(ANY_FIELD, "1968"),)),
         Bool(must=(Match(ANY_FIELD, "brown"), Match(ANY_FIELD, "1")), must_not=(Match(ANY_FIELD, "dog"),)),
         Bool(must=(Match("title", "brown"),), should=(Match(ANY_FIELD, "fox"), Match(ANY_FIELD, "dog")), minimum_should_match="1"),
         Bool(should=(Match(ANY_FIELD, "fox"), Term("n", 12))),

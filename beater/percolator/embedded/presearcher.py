@@ -612,6 +612,30 @@ def _guard_form(node: ir.Node) -> Form:
     return GuardForm(key(ir.ANY_FIELD, text), tokens, conjunctive, compile_query(node), exact_phrase)
 
 
+def _held_or_checked(node: ir.Node, types: Dict[str, str]) -> Form:
+    """For an ANY_FIELD match of one word that is its own only token (a number, say, which may also
+    match numeric and date fields, so that its keys do not decide it): a form that holding its
+    ``*`` key satisfies, that holding none of its keys fails, and that is checked in full
+    otherwise; None for other nodes.
+
+    A document holds the ``*`` key only through a text token or keyword value equal to the word,
+    and either matches.  Such words are often negated clauses of conjunctions, tested for every
+    candidate: the keys settle nearly all of them.
+    """
+    if not isinstance(node, ir.Match) or node.field != ir.ANY_FIELD or not isinstance(node.text, str):
+        return None
+    if node.fuzziness is not None or node.minimum_should_match is not None or analyze_cached(node.text) != (node.text,):
+        return None
+    word = sys.intern(key(ir.ANY_FIELD, node.text))
+    check: Form = compile_query(node)
+    keys = Extractor(types).extract(node)
+    if keys:  # a match holds one of them (what the presearcher relies on): holding none settles it too
+        gate = GuardForm(word, (), False, check)
+        gate.need_any = frozenset(sys.intern(k) for k in keys)
+        check = gate
+    return BoolForm([], [], [word, check], 1)
+
+
 def long_prefix_fields(keys: Keys, form: Form) -> FrozenSet[str]:
     """The fields whose LONG_PREFIX_LENGTH start keys a query is indexed under (``keys``) or checks
     (``form``): documents must hold those keys for these fields."""
@@ -826,6 +850,9 @@ def compact_form(node: ir.Node, types: Dict[str, str]) -> Form:
     guard = _guard_form(node)
     if guard is not None:
         return guard
+    held = _held_or_checked(node, types)
+    if held is not None:
+        return held
     pattern = _pattern_form(node, types)
     if pattern is not None:
         return pattern
