@@ -1073,7 +1073,7 @@ class Presearcher:
             self.docs //= 2
             self.next_reweight = min(self.next_reweight, self.docs * 4)
 
-    def cost(self, keys: FrozenSet[str]) -> float:
+    def cost(self, keys: Iterable[str]) -> float:
         """Expected number of documents holding one of ``keys`` (as Extractor.cost with these weights)."""
         if self.docs < REWEIGHT_MIN_DOCS:
             return sum(prior_weight(k) for k in keys)
