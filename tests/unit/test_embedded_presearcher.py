@@ -1,7 +1,9 @@
 """Candidate selection: queries indexed under keys a matching document must hold."""
 
 from beater.percolator.embedded.fields import FieldModel, analyse_document
-from beater.percolator.embedded.presearcher import ANY, Extractor, Presearcher, document_keys, extract_keys, is_exact, key, literal_prefix
+from beater.percolator.embedded.presearcher import (
+    ANY, LONG_PREFIX_MARK, PREFIX_MARK, TERM_KEYS, Extractor, Presearcher, document_keys, extract_keys, is_exact, key, literal_prefix,
+)
 from beater.percolator.embedded.query_index import QueryIndex
 from beater.query.ir import ANY_FIELD, Bool, Exists, Match, MatchNone, Phrase, Prefix, Range, Term, Wildcard
 
@@ -255,10 +257,28 @@ def test_a_query_registered_while_a_document_is_analysed_sees_its_fields() -> No
 def test_documents_hold_long_prefix_keys_only_for_the_fields_queries_use() -> None:
     model = FieldModel()
     model.grow([{"title": "x", "comment": "y"}])
-    keys = document_keys(analyse_document({"title": "wikidata", "comment": "wbsetclaim"}, model), True, frozenset({"title"}))
+    wanted = frozenset({(LONG_PREFIX_MARK, "title"), (PREFIX_MARK, "comment")})
+    keys = document_keys(analyse_document({"title": "wikidata", "comment": "wbsetclaim"}, model), True, wanted)
     assert key("title", "\x00qwikid") in keys
     assert key("comment", "\x00qwbset") not in keys and key(ANY_FIELD, "\x00qwikid") not in keys
-    assert key("comment", "\x00pwbs") in keys  # short starts are always held
+    assert key("comment", "\x00pwbs") in keys and key("title", "\x00pwik") not in keys
+
+
+def test_documents_hold_term_keys_only_for_the_fields_queries_use_but_always_under_star() -> None:
+    model = FieldModel()
+    model.grow([{"title": "x", "comment": "y", "n": 1}])
+    keys = document_keys(analyse_document({"title": "cat", "comment": "dog", "n": 5}, model), True, frozenset({(TERM_KEYS, "title")}))
+    assert key("title", "cat") in keys and key("comment", "dog") not in keys
+    assert key(ANY_FIELD, "cat") in keys and key(ANY_FIELD, "dog") in keys
+    assert key("n", "\x00l5") in keys  # numbers, dates and booleans: always
+
+
+def test_a_query_on_a_field_no_query_used_matches_documents_that_flowed_before() -> None:
+    index = QueryIndex()
+    index.add("t", "rc", Match(ANY_FIELD, "cat"))
+    assert index.match_batch("rc", [{"title": "cat", "comment": "dog"}]) == [["t"]]
+    index.add("c", "rc", Match("comment", "dog"))
+    assert index.match_batch("rc", [{"title": "cat", "comment": "dog"}]) == [["t", "c"]]
 
 
 def test_a_long_prefix_query_registered_after_documents_flowed_matches() -> None:
@@ -274,6 +294,6 @@ def test_removing_the_last_long_prefix_query_of_a_field_drops_its_keys() -> None
     index = QueryIndex()
     index.grow_model("rc", [{"title": "x"}])
     index.add("p", "rc", Prefix("title", "wikid"))
-    assert index._state("rc").long_prefixes == frozenset({"title"})
+    assert index._state("rc").wanted_keys == frozenset({(LONG_PREFIX_MARK, "title")})
     index.remove("p")
-    assert index._state("rc").long_prefixes == frozenset()
+    assert index._state("rc").wanted_keys == frozenset()

@@ -122,38 +122,51 @@ def literal_prefix(pattern: str) -> str:
     return pattern
 
 
-def document_keys(doc: AnalysedDoc, any_field: bool = True, long_prefixes: Optional[AbstractSet[str]] = None) -> Set[str]:
+TERM_KEYS = ""  # with PREFIX_MARK and LONG_PREFIX_MARK, the kinds of a field's text/keyword keys (see keyed_fields)
+KeyKinds = AbstractSet[Tuple[str, str]]
+
+
+def document_keys(doc: AnalysedDoc, any_field: bool = True, wanted: Optional[KeyKinds] = None) -> Set[str]:
     """Every key a query indexed under could need, for this document.
 
     Without ``any_field`` (no stored query reads ANY_FIELD) the ``*`` keys are left out.
-    ``long_prefixes``: the fields (``*`` included) whose LONG_PREFIX_LENGTH starts some query
-    uses (None: every field); the others get no such keys (a third of all keys otherwise).
+    ``wanted``: the (kind, field) pairs of the text and keyword keys some query uses (kind
+    TERM_KEYS, PREFIX_MARK or LONG_PREFIX_MARK; field ``*`` included, whose term keys are
+    always made); None: every key.  The others are not made: most fields' keys go unused when
+    ANY_FIELD queries make every field analysed, and they were near half of all keys.
     """
     if not any_field:
-        return _field_keys(doc, long_prefixes)
+        return _field_keys(doc, wanted)
     keys: Set[str] = set()
     add = keys.add
     star = ir.ANY_FIELD + SEP
-    star_prefix = star + PREFIX_MARK
-    star_long = star + LONG_PREFIX_MARK if long_prefixes is None or ir.ANY_FIELD in long_prefixes else None
+    every = wanted is None
+    star_prefix = star + PREFIX_MARK if every or (PREFIX_MARK, ir.ANY_FIELD) in wanted else None  # type: ignore[operator]
+    star_long = star + LONG_PREFIX_MARK if every or (LONG_PREFIX_MARK, ir.ANY_FIELD) in wanted else None  # type: ignore[operator]
     # Text tokens (the keys of a field's postings) and keyword values make the same keys.
     for path, terms in chain(doc.tokens.items(), doc.keywords.items()):
         prefix = path + SEP
-        field_prefix = prefix + PREFIX_MARK
-        field_long = prefix + LONG_PREFIX_MARK if long_prefixes is None or path in long_prefixes else None
+        field_term = prefix if every or (TERM_KEYS, path) in wanted else None  # type: ignore[operator]
+        field_prefix = prefix + PREFIX_MARK if every or (PREFIX_MARK, path) in wanted else None  # type: ignore[operator]
+        field_long = prefix + LONG_PREFIX_MARK if every or (LONG_PREFIX_MARK, path) in wanted else None  # type: ignore[operator]
+        starts = field_prefix or star_prefix
+        long_starts = field_long or star_long
         for term in terms:
-            add(prefix + term)
+            if field_term:
+                add(field_term + term)
             add(star + term)
-            if len(term) >= PREFIX_LENGTH:
+            if starts and len(term) >= PREFIX_LENGTH:
                 start = term[:PREFIX_LENGTH]
-                add(field_prefix + start)
-                add(star_prefix + start)
-                if len(term) >= LONG_PREFIX_LENGTH and (field_long or star_long):
-                    start = term[:LONG_PREFIX_LENGTH]
-                    if field_long:
-                        add(field_long + start)
-                    if star_long:
-                        add(star_long + start)
+                if field_prefix:
+                    add(field_prefix + start)
+                if star_prefix:
+                    add(star_prefix + start)
+            if long_starts and len(term) >= LONG_PREFIX_LENGTH:
+                start = term[:LONG_PREFIX_LENGTH]
+                if field_long:
+                    add(field_long + start)
+                if star_long:
+                    add(star_long + start)
     for path, numbers in doc.numbers.items():
         kind = doc.types.get(path)
         for number in numbers:
@@ -173,7 +186,7 @@ def document_keys(doc: AnalysedDoc, any_field: bool = True, long_prefixes: Optio
     return keys
 
 
-def _field_keys(doc: AnalysedDoc, long_prefixes: Optional[AbstractSet[str]]) -> Set[str]:
+def _field_keys(doc: AnalysedDoc, wanted: Optional[KeyKinds]) -> Set[str]:
     """:func:`document_keys` without the ANY_FIELD keys.
 
     The same loops without the ``*`` twin of each key: deriving the twins from these keys
@@ -182,16 +195,21 @@ def _field_keys(doc: AnalysedDoc, long_prefixes: Optional[AbstractSet[str]]) -> 
     """
     keys: Set[str] = set()
     add = keys.add
+    every = wanted is None
     for path, terms in chain(doc.tokens.items(), doc.keywords.items()):
         prefix = path + SEP
-        field_prefix = prefix + PREFIX_MARK
-        field_long = prefix + LONG_PREFIX_MARK if long_prefixes is None or path in long_prefixes else None
+        field_term = prefix if every or (TERM_KEYS, path) in wanted else None  # type: ignore[operator]
+        field_prefix = prefix + PREFIX_MARK if every or (PREFIX_MARK, path) in wanted else None  # type: ignore[operator]
+        field_long = prefix + LONG_PREFIX_MARK if every or (LONG_PREFIX_MARK, path) in wanted else None  # type: ignore[operator]
+        if not (field_term or field_prefix or field_long):
+            continue
         for term in terms:
-            add(prefix + term)
-            if len(term) >= PREFIX_LENGTH:
+            if field_term:
+                add(field_term + term)
+            if field_prefix and len(term) >= PREFIX_LENGTH:
                 add(field_prefix + term[:PREFIX_LENGTH])
-                if field_long and len(term) >= LONG_PREFIX_LENGTH:
-                    add(field_long + term[:LONG_PREFIX_LENGTH])
+            if field_long and len(term) >= LONG_PREFIX_LENGTH:
+                add(field_long + term[:LONG_PREFIX_LENGTH])
     for path, numbers in doc.numbers.items():
         kind = doc.types.get(path)
         for number in numbers:
@@ -636,15 +654,21 @@ def _held_or_checked(node: ir.Node, types: Dict[str, str]) -> Form:
     return BoolForm([], [], [word, check], 1)
 
 
-def long_prefix_fields(keys: Keys, form: Form) -> FrozenSet[str]:
-    """The fields whose LONG_PREFIX_LENGTH start keys a query is indexed under (``keys``) or checks
-    (``form``): documents must hold those keys for these fields."""
-    found: Set[str] = set()
+def keyed_fields(keys: Keys, form: Form) -> FrozenSet[Tuple[str, str]]:
+    """The (kind, field) pairs of the text/keyword keys (see document_keys) a query is indexed
+    under (``keys``) or checks (``form``): documents must make those keys."""
+    found: Set[Tuple[str, str]] = set()
 
     def note(k: str) -> None:
         field, sep, term = k.partition(SEP)
-        if sep and term.startswith(LONG_PREFIX_MARK):
-            found.add(field)
+        if not sep:
+            return
+        if term.startswith(PREFIX_MARK):
+            found.add((PREFIX_MARK, field))
+        elif term.startswith(LONG_PREFIX_MARK):
+            found.add((LONG_PREFIX_MARK, field))
+        else:
+            found.add((TERM_KEYS, field))
 
     for k in keys or ():
         note(k)
@@ -667,6 +691,10 @@ def long_prefix_fields(keys: Keys, form: Form) -> FrozenSet[str]:
             stack.extend(f.req)
             stack.extend(f.forb)
             stack.extend(f.opt)
+        elif t is GuardForm:
+            note(f.escape)
+            stack.extend(f.need_all)
+            stack.extend(f.need_any)
     return frozenset(found)
 
 

@@ -10,7 +10,7 @@ from beater.mappings import IndexMapping
 from beater.percolator.embedded.fields import FieldModel, FieldScope, analyse_document
 from beater.percolator.embedded.matcher import compile_query
 from beater.percolator.embedded.presearcher import (
-    BoolForm, Extractor, Form, Presearcher, compact_form, document_keys, extract_keys, is_exact, long_prefix_fields, range_clause,
+    BoolForm, Extractor, Form, Presearcher, compact_form, document_keys, extract_keys, is_exact, keyed_fields, range_clause,
     unmapped_fields, verify,
 )
 from beater.query.ir import Node
@@ -48,10 +48,10 @@ class _IndexState:
         # query -> its keys to choose among (Extractor.alternatives), as tuples in the sets' order: a third
         # of the memory of frozensets, and a cost summed in the same order
         self.alternatives: Dict[int, Tuple[Tuple[str, ...], ...]] = {}
-        self.long_fields: Dict[int, FrozenSet[str]] = {}  # query -> fields whose long prefix keys it uses
-        self.form_long_fields: Dict[int, FrozenSet[str]] = {}  # query -> those its form checks (re-keying keeps the form)
-        self.long_counts: Counter[str] = Counter()
-        self.long_prefixes: FrozenSet[str] = frozenset()  # fields documents need long prefix keys for
+        self.keyed: Dict[int, FrozenSet[Tuple[str, str]]] = {}  # query -> the (kind, field) of the keys it uses
+        self.form_keyed: Dict[int, FrozenSet[Tuple[str, str]]] = {}  # query -> those its form checks (re-keying keeps the form)
+        self.keyed_counts: Counter[Tuple[str, str]] = Counter()
+        self.wanted_keys: FrozenSet[Tuple[str, str]] = frozenset()  # the (kind, field) of the keys documents must make
         self.reads: Counter[str] = Counter()  # field -> queries reading it
         self.reading_every_field = 0  # queries reading ANY_FIELD
         self._scope: Optional[FieldScope] = None
@@ -77,18 +77,18 @@ class _IndexState:
             self._scope = FieldScope.of(self.reads)
         return self._scope
 
-    def note_long_prefixes(self, number: int, fields: FrozenSet[str]) -> None:
-        """Record the fields whose long prefix keys query ``number`` uses (empty once it is gone)."""
-        old = self.long_fields.pop(number, frozenset())
+    def note_keyed_fields(self, number: int, fields: FrozenSet[Tuple[str, str]]) -> None:
+        """Record the (kind, field) of the keys query ``number`` uses (empty once it is gone)."""
+        old = self.keyed.pop(number, frozenset())
         if fields:
-            self.long_fields[number] = fields
+            self.keyed[number] = fields
         if old == fields:
             return
-        self.long_counts.subtract(old)
-        self.long_counts.update(fields)
-        current = frozenset(f for f, n in self.long_counts.items() if n > 0)
-        if current != self.long_prefixes:
-            self.long_prefixes = current
+        counts = self.keyed_counts
+        counts.subtract(old)
+        counts.update(fields)
+        if any(counts[f] == 1 for f in fields - old) or any(counts[f] <= 0 for f in old - fields):
+            self.wanted_keys = frozenset(f for f, n in counts.items() if n > 0)
             self.scope_version += 1  # documents being matched need these keys: analyse them again
 
     def index_query(self, number: int) -> None:
@@ -114,12 +114,12 @@ class _IndexState:
             self.alternatives.pop(number, None)
         self.forms[number] = None if exact else compact_form(query.node, types)
         self.presearcher.set_form(number, self.forms[number])
-        form_fields = long_prefix_fields(None, self.forms[number])
+        form_fields = keyed_fields(None, self.forms[number])
         if form_fields:
-            self.form_long_fields[number] = form_fields
+            self.form_keyed[number] = form_fields
         else:
-            self.form_long_fields.pop(number, None)
-        self.note_long_prefixes(number, long_prefix_fields(keys, None) | form_fields)
+            self.form_keyed.pop(number, None)
+        self.note_keyed_fields(number, keyed_fields(keys, None) | form_fields)
         for field in unmapped_fields(query.node, types):
             self.watch.setdefault(field, set()).add(number)
 
@@ -158,7 +158,7 @@ class _IndexState:
                     continue
             if keys != presearcher.indexed.get(number):
                 presearcher.add(number, keys, False)
-                self.note_long_prefixes(number, long_prefix_fields(keys, None) | self.form_long_fields.get(number, frozenset()))
+                self.note_keyed_fields(number, keyed_fields(keys, None) | self.form_keyed.get(number, frozenset()))
 
     def unwatch(self, number: int, node: Node) -> None:
         for field in unmapped_fields(node, self.model.types):
@@ -256,8 +256,8 @@ class QueryIndex:
             state.presearcher.remove(number)
             state.settled.discard(number)
             state.alternatives.pop(number, None)
-            state.form_long_fields.pop(number, None)
-            state.note_long_prefixes(number, frozenset())
+            state.form_keyed.pop(number, None)
+            state.note_keyed_fields(number, frozenset())
             state.unwatch(number, query.node)
             return True
 
@@ -294,11 +294,11 @@ class QueryIndex:
             model = state.model
             version = state.scope_version
             scope = state.scope()
-            long_prefixes = state.long_prefixes
+            wanted = state.wanted_keys
         results: List[List[str]] = []
         for document in documents:
             doc = analyse_document(document, model, scope)
-            dk = document_keys(doc, scope is None, long_prefixes)
+            dk = document_keys(doc, scope is None, wanted)
             with lock:
                 presearcher = state.presearcher
                 presearcher.observe(dk)
@@ -308,9 +308,9 @@ class QueryIndex:
                     # prefixes) this document was analysed without.
                     version = state.scope_version
                     scope = state.scope()
-                    long_prefixes = state.long_prefixes
+                    wanted = state.wanted_keys
                     doc = analyse_document(document, model, scope)
-                    dk = document_keys(doc, scope is None, long_prefixes)
+                    dk = document_keys(doc, scope is None, wanted)
                 issuperset = dk.issuperset
                 isdisjoint = dk.isdisjoint
                 ids = state.ids
