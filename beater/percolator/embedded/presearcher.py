@@ -645,13 +645,41 @@ def _held_or_checked(node: ir.Node, types: Dict[str, str]) -> Form:
     if node.fuzziness is not None or node.minimum_should_match is not None or analyze_cached(node.text) != (node.text,):
         return None
     word = sys.intern(key(ir.ANY_FIELD, node.text))
-    check: Form = compile_query(node)
+    check: Form = _any_value_check(node.text)
     keys = Extractor(types).extract(node)
     if keys:  # a match holds one of them (what the presearcher relies on): holding none settles it too
         gate = GuardForm(word, (), False, check)
         gate.need_any = frozenset(sys.intern(k) for k in keys)
         check = gate
     return BoolForm([], [], [word, check], 1)
+
+
+def _any_value_check(raw: str) -> Predicate:
+    """Whether some numeric, boolean or date field of a document holds ``raw`` (a query word on
+    ``*``), as the compiled ANY_FIELD match tests it, without its text and keyword part: for
+    _held_or_checked, where the keys have already settled that part (and building the
+    document's any-field view for it cost more than the rest of the check)."""
+    n, f, b, span = query_long(raw), query_float(raw), query_boolean(raw), query_date_span(raw)
+
+    def check(doc: AnalysedDoc) -> bool:
+        if n is not None or f is not None:
+            types = doc.types
+            for path, values in doc.numbers.items():
+                wanted = n if types.get(path) == LONG else f
+                if wanted is not None and wanted in values:
+                    return True
+        if b is not None:
+            for flags in doc.booleans.values():
+                if b in flags:
+                    return True
+        if span is not None:
+            low, high = span
+            for dates in doc.dates.values():
+                for d in dates:
+                    if low <= d <= high:
+                        return True
+        return False
+    return check
 
 
 def keyed_fields(keys: Keys, form: Form) -> FrozenSet[Tuple[str, str]]:
