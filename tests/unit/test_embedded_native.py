@@ -192,3 +192,15 @@ def test_the_core_selects_queries_by_a_range_holding_a_value_of_the_document() -
     assert match(core, "", doc=Doc(numbers={"n": [9, 31, 2**64]}))[1] == []
     assert core.remove_range("n", 1) and not core.remove_range("n", 1) and not core.remove_range("x", 2)
     assert match(core, "", doc=Doc(numbers={"n": [16], "m": [0]}))[1] == ["q2"]
+
+
+def test_the_core_finds_a_phrase_on_every_field_in_any_text_field_else_asks_python_if_the_text_is_a_key() -> None:
+    core = presearcher.Core()
+    core.add_posting(KEY_IDS["a"], 6, False)
+    asked = []
+    core.set_program(6, (presearcher.P_ANY_PHRASE, KEY_IDS["f"], ("big", "cat"), lambda doc: asked.append(doc) or True))
+    in_comment = Doc(tokens={"title": {"big": [0]}, "comment": {"big": [3], "cat": [4]}})
+    assert match(core, "a", doc=in_comment)[1] == ["q6"] and asked == []
+    apart = Doc(tokens={"title": {"big": [0], "cat": [2]}})
+    assert match(core, "a", doc=apart)[1] == [] and asked == []
+    assert match(core, "af", doc=apart)[1] == ["q6"] and asked == [apart]  # f: the whole text as a * key
