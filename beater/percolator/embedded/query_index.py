@@ -11,7 +11,7 @@ from beater.percolator.embedded.fields import FieldModel, FieldScope, analyse_do
 from beater.percolator.embedded.matcher import compile_query
 from beater.percolator.embedded.presearcher import (
     BoolForm, Extractor, Form, Presearcher, compact_form, document_keys, extract_keys, is_exact, keyed_fields, range_clause,
-    unmapped_fields, verify,
+    shared_kinds, unmapped_fields, verify,
 )
 from beater.query.ir import Node
 from beater.query.reads import fields_read
@@ -119,7 +119,7 @@ class _IndexState:
             self.form_keyed[number] = form_fields
         else:
             self.form_keyed.pop(number, None)
-        self.note_keyed_fields(number, keyed_fields(keys, None) | form_fields)
+        self.note_keyed_fields(number, shared_kinds(keyed_fields(keys, None) | form_fields))
         for field in unmapped_fields(query.node, types):
             self.watch.setdefault(field, set()).add(number)
 
@@ -158,7 +158,7 @@ class _IndexState:
                     continue
             if keys != presearcher.indexed.get(number):
                 presearcher.add(number, keys, False)
-                self.note_keyed_fields(number, keyed_fields(keys, None) | self.form_keyed.get(number, frozenset()))
+                self.note_keyed_fields(number, shared_kinds(keyed_fields(keys, None) | self.form_keyed.get(number, frozenset())))
 
     def unwatch(self, number: int, node: Node) -> None:
         for field in unmapped_fields(node, self.model.types):
@@ -304,8 +304,8 @@ class QueryIndex:
                 presearcher.observe(dk)
                 state.reweight()
                 if state.scope_version != version:
-                    # A query registered meanwhile, or re-keyed just now, may read fields (or long
-                    # prefixes) this document was analysed without.
+                    # A query registered meanwhile, or re-keyed just now, may read fields (or use
+                    # kinds of keys) this document was analysed without.
                     version = state.scope_version
                     scope = state.scope()
                     wanted = state.wanted_keys
