@@ -8,7 +8,6 @@ sequences, apostrophes, numbers, combining marks, tokens longer than 255).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
 import pytest

@@ -37,20 +37,29 @@ def index_of(native: bool, registrations: List[Any], monkeypatch: pytest.MonkeyP
     return index
 
 
-def test_native_and_python_loops_answer_alike_on_the_benchmark_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
-    docs = documents(600)
-    registrations = {}
-    for _, source in generate(docs, 3000, 7):
+def distinct_registrations(sources: Any) -> List[Any]:
+    """A registration per distinct id of ``(source, default_operator)`` pairs; refused sources are left out."""
+    registrations: Dict[str, Any] = {}
+    for source, operator in sources:
         try:
-            registration = make_registration("rc", source)
-        except Exception:  # noqa: BLE001 - shapes the parser refuses are not the point here
+            registration = make_registration("rc", source, operator)
+        except Exception:  # noqa: BLE001 - queries refused on purpose are not the point here
             continue
         registrations.setdefault(registration.id, registration)
-    regs = list(registrations.values())
+    return list(registrations.values())
+
+
+def assert_loops_answer_alike(regs: List[Any], docs: List[Dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     native, python = index_of(True, regs, monkeypatch), index_of(False, regs, monkeypatch)
     for start in range(0, len(docs), 100):
         batch = docs[start : start + 100]
         assert native.match_batch("rc", batch) == python.match_batch("rc", batch)
+
+
+def test_native_and_python_loops_answer_alike_on_the_benchmark_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = documents(600)
+    regs = distinct_registrations((source, "or") for _, source in generate(docs, 3000, 7))
+    assert_loops_answer_alike(regs, docs, monkeypatch)
 
 
 def test_native_and_python_loops_answer_alike_after_removals(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,19 +82,9 @@ def test_answers_come_in_registration_order(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_native_and_python_loops_answer_alike_on_the_differential_queries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every form the native core evaluates (phrases, patterns, ranges, guards, nested bools, call-backs)."""
-    docs = documents(1000) + [json.loads(line) for line in (ROOT / "tests" / "differential" / "edge_docs.ndjson").open(encoding="utf-8")]
-    registrations = {}
-    for source, operator in QUERIES:
-        try:
-            registration = make_registration("rc", source, operator)
-        except Exception:  # noqa: BLE001 - the queries refused on purpose
-            continue
-        registrations.setdefault(registration.id, registration)
-    regs = list(registrations.values())
-    native, python = index_of(True, regs, monkeypatch), index_of(False, regs, monkeypatch)
-    for start in range(0, len(docs), 100):
-        batch = docs[start : start + 100]
-        assert native.match_batch("rc", batch) == python.match_batch("rc", batch)
+    edge = ROOT / "tests" / "differential" / "edge_docs.ndjson"
+    docs = documents(1000) + [json.loads(line) for line in edge.open(encoding="utf-8")]
+    assert_loops_answer_alike(distinct_registrations(QUERIES), docs, monkeypatch)
 
 
 KEY_IDS = {name: number for number, name in enumerate("abcdef")}
