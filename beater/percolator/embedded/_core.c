@@ -53,19 +53,21 @@ typedef struct RangeField {
     int32_t len, cap;
 } RangeField;
 
+/* *ptr resized to `bytes` (0, or -1 with MemoryError and *ptr untouched). */
+static int resize(void *ptr, size_t bytes) {
+    void *grown = realloc(*(void **)ptr, bytes);
+    if (!grown) { PyErr_NoMemory(); return -1; }
+    *(void **)ptr = grown;
+    return 0;
+}
+
 static int grow_keys(Core *self, int32_t needed) {
     if (needed <= self->nkeys) return 0;
     int32_t cap = self->nkeys ? self->nkeys : 1024;
     while (cap < needed) cap *= 2;
-    IntList *verify = realloc(self->verify, sizeof(IntList) * cap);
-    if (!verify) { PyErr_NoMemory(); return -1; }
-    self->verify = verify;
-    IntList *exact = realloc(self->exact, sizeof(IntList) * cap);
-    if (!exact) { PyErr_NoMemory(); return -1; }
-    self->exact = exact;
-    uint32_t *stamps = realloc(self->key_stamp, sizeof(uint32_t) * cap);
-    if (!stamps) { PyErr_NoMemory(); return -1; }
-    self->key_stamp = stamps;
+    if (resize(&self->verify, sizeof(IntList) * cap) || resize(&self->exact, sizeof(IntList) * cap)
+        || resize(&self->key_stamp, sizeof(uint32_t) * cap))
+        return -1;
     memset(self->verify + self->nkeys, 0, sizeof(IntList) * (cap - self->nkeys));
     memset(self->exact + self->nkeys, 0, sizeof(IntList) * (cap - self->nkeys));
     memset(self->key_stamp + self->nkeys, 0, sizeof(uint32_t) * (cap - self->nkeys));
@@ -77,16 +79,10 @@ static int grow_queries(Core *self, int32_t needed) {
     if (needed <= self->nqueries) return 0;
     int32_t cap = self->nqueries ? self->nqueries : 1024;
     while (cap < needed) cap *= 2;
-    struct Node **programs = realloc(self->programs, sizeof(struct Node *) * cap);
-    if (!programs) { PyErr_NoMemory(); return -1; }
-    self->programs = programs;
-    uint64_t *seen = realloc(self->seen, sizeof(uint64_t) * (cap / 64));
-    if (!seen) { PyErr_NoMemory(); return -1; }
-    self->seen = seen;
+    if (resize(&self->programs, sizeof(struct Node *) * cap) || resize(&self->seen, sizeof(uint64_t) * (cap / 64))
+        || resize(&self->query_stamp, sizeof(uint32_t) * cap))
+        return -1;
     memset(self->seen + self->nqueries / 64, 0, sizeof(uint64_t) * ((cap - self->nqueries) / 64));
-    uint32_t *stamps = realloc(self->query_stamp, sizeof(uint32_t) * cap);
-    if (!stamps) { PyErr_NoMemory(); return -1; }
-    self->query_stamp = stamps;
     memset(self->programs + self->nqueries, 0, sizeof(struct Node *) * (cap - self->nqueries));
     memset(self->query_stamp + self->nqueries, 0, sizeof(uint32_t) * (cap - self->nqueries));
     self->nqueries = cap;
@@ -96,9 +92,7 @@ static int grow_queries(Core *self, int32_t needed) {
 static int list_append(IntList *list, int32_t value) {
     if (list->len == list->cap) {
         int32_t cap = list->cap ? list->cap * 2 : 4;
-        int32_t *data = realloc(list->data, sizeof(int32_t) * cap);
-        if (!data) { PyErr_NoMemory(); return -1; }
-        list->data = data;
+        if (resize(&list->data, sizeof(int32_t) * cap)) return -1;
         list->cap = cap;
     }
     list->data[list->len++] = value;
@@ -232,30 +226,16 @@ static PyObject *view_attr(DocView *view, PyObject **slot, const char *name) {
     return *slot;
 }
 
-/* The key ids of a sequence, appended to a growing block. */
-typedef struct { int32_t *data; Py_ssize_t len, cap; } Block;
-
-static int block_put(Block *block, int32_t value) {
-    if (block->len == block->cap) {
-        Py_ssize_t cap = block->cap ? block->cap * 2 : 16;
-        int32_t *data = realloc(block->data, sizeof(int32_t) * cap);
-        if (!data) { PyErr_NoMemory(); return -1; }
-        block->data = data;
-        block->cap = cap;
-    }
-    block->data[block->len++] = value;
-    return 0;
-}
-
-static int block_ids(Core *self, Block *block, PyObject *seq, int counted) {
+/* The key ids of a sequence, appended to `block` (after their count if `counted`). */
+static int block_ids(Core *self, IntList *block, PyObject *seq, int counted) {
     PyObject *fast = PySequence_Fast(seq, "expected a sequence of key ids");
     if (!fast) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    if (counted && block_put(block, (int32_t)n)) { Py_DECREF(fast); return -1; }
+    if (counted && list_append(block, (int32_t)n)) { Py_DECREF(fast); return -1; }
     for (Py_ssize_t i = 0; i < n; i++) {
         long key = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
         if ((key == -1 && PyErr_Occurred()) || non_negative(key, "key id") || grow_keys(self, (int32_t)key + 1)
-            || block_put(block, (int32_t)key)) {
+            || list_append(block, (int32_t)key)) {
             Py_DECREF(fast);
             return -1;
         }
@@ -266,10 +246,10 @@ static int block_ids(Core *self, Block *block, PyObject *seq, int counted) {
 
 /* [n_req, n_forb, n_groups, req.., forb.., (len, ids..)..] as holds() reads it. */
 static int32_t *conjunction_block(Core *self, PyObject *req, PyObject *forb, PyObject *groups, Py_ssize_t *length) {
-    Block block = {NULL, 0, 0};
+    IntList block = {NULL, 0, 0};
     Py_ssize_t nreq = PySequence_Size(req), nforb = PySequence_Size(forb), ngroups = PySequence_Size(groups);
     if (nreq < 0 || nforb < 0 || ngroups < 0) return NULL;
-    if (block_put(&block, (int32_t)nreq) || block_put(&block, (int32_t)nforb) || block_put(&block, (int32_t)ngroups)
+    if (list_append(&block, (int32_t)nreq) || list_append(&block, (int32_t)nforb) || list_append(&block, (int32_t)ngroups)
         || block_ids(self, &block, req, 0) || block_ids(self, &block, forb, 0))
         goto fail;
     for (Py_ssize_t g = 0; g < ngroups; g++) {
@@ -351,7 +331,7 @@ static Node *node_build(Core *self, PyObject *desc, int depth) {
     }
     case P_ANY: {
         NEED(2);
-        Block block = {NULL, 0, 0};
+        IntList block = {NULL, 0, 0};
         if (block_ids(self, &block, item[1], 1)) { free(block.data); goto fail; }
         node->keys = block.data;
         break;
@@ -417,7 +397,7 @@ static Node *node_build(Core *self, PyObject *desc, int depth) {
         long escape = PyLong_AsLong(item[1]);
         if ((escape == -1 && PyErr_Occurred()) || non_negative(escape, "key id") || grow_keys(self, (int32_t)escape + 1)) goto fail;
         node->value = (int32_t)escape;
-        Block block = {NULL, 0, 0};
+        IntList block = {NULL, 0, 0};
         if (block_ids(self, &block, item[2], 1) || block_ids(self, &block, item[3], 1)) { free(block.data); goto fail; }
         node->keys = block.data;
         node->children = calloc(1, sizeof(Node *));
@@ -724,9 +704,7 @@ static RangeField *range_field(Core *self, PyObject *field, int create) {
     if (!create) return NULL;
     if (self->nranges == self->ranges_cap) {
         int32_t cap = self->ranges_cap ? self->ranges_cap * 2 : 4;
-        RangeField *ranges = realloc(self->ranges, sizeof(RangeField) * cap);
-        if (!ranges) { PyErr_NoMemory(); return NULL; }
-        self->ranges = ranges;
+        if (resize(&self->ranges, sizeof(RangeField) * cap)) return NULL;
         self->ranges_cap = cap;
     }
     RangeField *f = &self->ranges[self->nranges++];
@@ -748,18 +726,9 @@ static PyObject *Core_add_range(Core *self, PyObject *args) {
     if (!f) return NULL;
     if (f->len == f->cap) {
         int32_t cap = f->cap ? f->cap * 2 : 64;
-        long long *lows = realloc(f->low, sizeof(long long) * cap);
-        if (!lows) return PyErr_NoMemory();
-        f->low = lows;
-        long long *highs = realloc(f->high, sizeof(long long) * cap);
-        if (!highs) return PyErr_NoMemory();
-        f->high = highs;
-        int32_t *numbers = realloc(f->number, sizeof(int32_t) * cap);
-        if (!numbers) return PyErr_NoMemory();
-        f->number = numbers;
-        char *exacts = realloc(f->exact, cap);
-        if (!exacts) return PyErr_NoMemory();
-        f->exact = exacts;
+        if (resize(&f->low, sizeof(long long) * cap) || resize(&f->high, sizeof(long long) * cap)
+            || resize(&f->number, sizeof(int32_t) * cap) || resize(&f->exact, cap))
+            return NULL;
         f->cap = cap;
     }
     f->low[f->len] = low;

@@ -1033,7 +1033,7 @@ class Presearcher:
     """
 
     def __init__(self, native: bool = NATIVE) -> None:
-        """``native``: also keep postings and keys-only conjunctions in the native core (if built)."""
+        """``native``: also keep postings, ranges and verification programs in the native core (if built)."""
         self.core = Core() if native and Core is not None else None
         self.key_ids: Dict[str, int] = {}  # key -> its integer id in the native core
         self.postings: Dict[str, List[int]] = {}

@@ -91,6 +91,10 @@ class _IndexState:
             self.wanted_keys = frozenset(f for f, n in counts.items() if n > 0)
             self.scope_version += 1  # documents being matched need these keys: analyse them again
 
+    def note_keys(self, number: int, keys: Optional[FrozenSet[str]]) -> None:
+        """Record the kinds of keys query ``number`` uses now that it is indexed under ``keys``."""
+        self.note_keyed_fields(number, shared_kinds(keyed_fields(keys, None) | self.form_keyed.get(number, frozenset())))
+
     def index_query(self, number: int) -> None:
         query = self.queries[number]
         types = self.model.types
@@ -109,7 +113,7 @@ class _IndexState:
         else:
             self.settled.discard(number)
         if extractor.alternatives is not None:
-            self.alternatives[number] = tuple(tuple(keys) for keys in extractor.alternatives)
+            self.alternatives[number] = tuple(tuple(clause) for clause in extractor.alternatives)
         else:
             self.alternatives.pop(number, None)
         self.forms[number] = None if exact else compact_form(query.node, types)
@@ -119,7 +123,7 @@ class _IndexState:
             self.form_keyed[number] = form_fields
         else:
             self.form_keyed.pop(number, None)
-        self.note_keyed_fields(number, shared_kinds(keyed_fields(keys, None) | form_fields))
+        self.note_keys(number, keys)
         for field in unmapped_fields(query.node, types):
             self.watch.setdefault(field, set()).add(number)
 
@@ -158,7 +162,7 @@ class _IndexState:
                     continue
             if keys != presearcher.indexed.get(number):
                 presearcher.add(number, keys, False)
-                self.note_keyed_fields(number, shared_kinds(keyed_fields(keys, None) | self.form_keyed.get(number, frozenset())))
+                self.note_keys(number, keys)
 
     def unwatch(self, number: int, node: Node) -> None:
         for field in unmapped_fields(node, self.model.types):
