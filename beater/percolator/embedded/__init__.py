@@ -11,6 +11,7 @@ everything runs synchronously and the Deferreds have already fired.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sqlite3
 from pathlib import Path
@@ -107,6 +108,11 @@ class EmbeddedPercolator:
                 self.refused.append(subscription_id)
                 log.warning("stored registration %s cannot be loaded: %s", subscription_id, e)
         log.info("embedded percolator: %d registrations loaded from %s", loaded, self.path)
+        # What was just loaded lives as long as the process. Left to the collector, its first full
+        # pass after start walks all of it while documents wait: 1-3.5 s at 100,000 queries,
+        # measured during the first few thousand documents. Frozen, it is never walked again.
+        gc.collect()
+        gc.freeze()
 
     def _remap(self, old: Registration) -> Registration:
         """``old`` made again under its index's current mapping, stored under its new id in place of the old.
