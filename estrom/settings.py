@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -61,6 +62,13 @@ OPTIONS = (
     Option("batch_size", "500", "most documents percolated in one micro-batch"),
     Option("batch_delay_ms", "0", "longest wait for a micro-batch to fill, in milliseconds (0: what arrived in one reactor turn)"),
     Option("heartbeat_s", "15", "seconds between whitespace heartbeats on idle HTTP tails"),
+    Option("tail_buffer_bytes", "131072", "most bytes of hits one HTTP tail holds for a client that is not reading; past it the oldest are dropped"),
+    Option("tail_buffer_hits", "1000", "most hits one HTTP tail holds for a client that is not reading"),
+    Option("max_tails", "10000", "most open HTTP tails of the Tailor (429 past it)"),
+    Option("max_tails_per_client", "500", "most open HTTP tails per client address (429 past it)"),
+    Option("max_tail_s", "0", "longest an HTTP tail stays open, in seconds, before it ends with a proper footer (0: no limit)"),
+    Option("replay_max_docs", "100000", "matched documents per index the Beater keeps for tails that resume (since= / Last-Event-ID)"),
+    Option("replay_max_age_s", "600", "seconds the Beater keeps matched documents for tails that resume"),
     Option("log_level", "info", "log level: debug, info, warn, error"),
 )
 
@@ -83,6 +91,13 @@ class Settings:
     batch_size: int = 500
     batch_delay_ms: float = 0.0
     heartbeat_s: float = 15.0
+    tail_buffer_bytes: int = 131072
+    tail_buffer_hits: int = 1000
+    max_tails: int = 10000
+    max_tails_per_client: int = 500
+    max_tail_s: float = 0.0
+    replay_max_docs: int = 100000
+    replay_max_age_s: float = 600.0
     log_level: str = "info"
     tickets: Dict[str, str] = field(default_factory=dict)
 
@@ -142,7 +157,14 @@ def resolve(args: Optional[argparse.Namespace] = None, environ: Mapping[str, str
         index_mappings=index_mappings,
         batch_size=_int(raw, "batch_size"),
         batch_delay_ms=float(raw["batch_delay_ms"]),
-        heartbeat_s=float(raw["heartbeat_s"]),
+        heartbeat_s=_float(raw, "heartbeat_s"),
+        tail_buffer_bytes=_int(raw, "tail_buffer_bytes"),
+        tail_buffer_hits=_int(raw, "tail_buffer_hits"),
+        max_tails=_int(raw, "max_tails"),
+        max_tails_per_client=_int(raw, "max_tails_per_client"),
+        max_tail_s=_float(raw, "max_tail_s"),
+        replay_max_docs=_int(raw, "replay_max_docs"),
+        replay_max_age_s=_float(raw, "replay_max_age_s"),
         log_level=raw["log_level"],
         tickets=load_tickets(data_dir, environ),
     )
@@ -154,6 +176,17 @@ def _int(raw: Mapping[str, str], name: str) -> int:
     except ValueError:
         option = next(o for o in OPTIONS if o.name == name)
         raise SystemExit(f"estrom: {option.flag} / ${option.env} must be an integer, not {raw[name]!r}") from None
+
+
+def _float(raw: Mapping[str, str], name: str) -> float:
+    option = next(o for o in OPTIONS if o.name == name)
+    try:
+        value = float(raw[name])
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise SystemExit(f"estrom: {option.flag} / ${option.env} must be a finite number >= 0, not {raw[name]!r}")
+    return value
 
 
 def ticket_env(role: str) -> str:

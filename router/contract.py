@@ -20,6 +20,10 @@ PROC_REGISTER = "estrom.register"
 """``estrom.register(index, query, default_operator="or")`` → registration dict."""
 PROC_LOOKUP = "estrom.lookup"
 """``estrom.lookup(subscription_id)`` → registration dict; ``estrom.error.unknown_subscription`` if absent."""
+PROC_REPLAY = "estrom.replay"
+"""``estrom.replay(subscription_id, since, limit=1000)`` → ``{"hits": [[seq, json bytes], ...], "gap", "missed", "more"}``
+(services only): what the subscription matched after ``since`` (``{"seq": n}``, exclusive, or ``{"time_ms": t}``,
+inclusive), from the Beater's bounded replay store; tails resume through it without a gap."""
 PROC_INGEST = "estrom.ingest"
 """``estrom.ingest(index, docs)`` → ingest report (beater role and services only)."""
 
