@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any, Dict
 
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import Request, Site
+
+from router import contract
 
 NOT_FOUND = "estrom.error.not_found"
 
@@ -40,3 +43,44 @@ class NotFound(Resource):
         request.setResponseCode(404)
         request.setHeader(b"content-type", b"application/json")
         return json.dumps(error_body(NOT_FOUND, self.message, part=request.path.decode("utf-8", "replace"))).encode()
+
+
+MAX_REQUEST_LINE = 16384
+"""Longest request line (and header line) read: Twisted's default, now answered instead of dropped."""
+
+
+class JsonErrorsChannel(HTTPChannel):
+    """An HTTP channel that answers an over-long request line or header block with a JSON error.
+
+    Twisted's own channel drops the connection (line too long) or answers a
+    bodiless 400; a client deserves the status and a body saying which limit.
+    """
+
+    MAX_LENGTH = MAX_REQUEST_LINE
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """The request line or a header line is longer than :data:`MAX_REQUEST_LINE`."""
+        first = not self.requests  # no request object yet: it is the request line
+        status, what = (414, "request line") if first else (431, "header line")
+        self._answer_and_disconnect(status, f"the {what} is longer than {self.MAX_LENGTH} bytes (a query that long "
+                                            f"belongs in a registration, e.g. over WAMP)", what)
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        self._answer_and_disconnect(400, "malformed HTTP request, or headers larger than "
+                                         f"{self.totalHeadersSize} bytes", "request")
+
+    def _answer_and_disconnect(self, status: int, message: str, part: str) -> None:
+        uri = contract.ERROR_REQUEST_TOO_LARGE if status in (414, 431) else contract.ERROR_INVALID_ARGUMENT
+        body = json.dumps(error_body(uri, message, part=part, limit=self.MAX_LENGTH if status != 400 else None)).encode() + b"\n"
+        reason = {400: b"Bad Request", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}[status]
+        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                             b"connection: close\r\n\r\n%s" % (status, reason, len(body), body))
+        self.loseConnection()
+
+
+def json_site(resource: Resource) -> Site:
+    """A Site over ``resource`` whose protocol-level refusals are JSON too, with no tracebacks shown."""
+    site = Site(resource)
+    site.protocol = JsonErrorsChannel  # type: ignore[assignment]
+    site.displayTracebacks = False
+    return site

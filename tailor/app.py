@@ -11,6 +11,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.web.server import Site
 
 from estrom.settings import Settings
+from estrom.web import json_site
 from router import contract
 from router.client import SessionHolder, service_component
 from tailor import http
@@ -65,6 +66,5 @@ def make_tailor(settings: Settings, reactor: Any = None) -> TailorApp:
     def session() -> Any:
         return holder.session
 
-    site = Site(http.Root(hub, session, reactor, settings.heartbeat_s))
-    site.displayTracebacks = False
+    site = json_site(http.Root(hub, session, reactor, settings))
     return TailorApp(settings, site, component, holder, hub, reactor)

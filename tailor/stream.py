@@ -1,28 +1,37 @@
-"""The bytes of an HTTP tail: a JSON document that is a valid prefix at every moment.
+"""The bytes of an HTTP tail in each of its three formats.
 
-``{"subscription_id": "<id>", "hits": [`` opens it, hits follow separated by
-``,\\n``, and ``\\n]}\\n`` closes it when a ``limit`` or ``timeout`` ends the
-stream.  Heartbeats are a lone newline: whitespace is valid between JSON
-tokens, so proxies see traffic and parsers see nothing.
+``json`` (the default) is one JSON document that is a valid prefix at every
+moment: ``{"subscription_id": "<id>", "hits": [`` opens it, hits follow
+separated by ``,\\n``, and ``\\n]}\\n`` closes it when a ``limit`` or
+``timeout`` ends the stream.  Heartbeats are a lone newline: whitespace is
+valid between JSON tokens, so proxies see traffic and parsers see nothing.
+
+``ndjson`` is one JSON value per line (``curl -N ... | jq``), ``sse`` is
+Server-Sent Events for a browser's ``EventSource``: each hit an event whose
+``id:`` is its event id, so a reconnecting browser sends ``Last-Event-ID``.
+
+In every format the Tailor's own records (hits dropped for a slow client, a
+gap in a resumed stream, the end of the stream) are ``{"_estrom": {...}}``
+objects: no hit has an ``_estrom`` key, so none is ever mistaken for one.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Sequence
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
+
+from beater.hits import encode_hit
 
 HEARTBEAT = b"\n"
 FOOTER = b"\n]}\n"
 
+Delivered = Tuple[int, bytes]
+"""A hit as the Tailor passes it on: its event id (the hit's ``_seq``) and its encoded JSON."""
+
 
 def header(subscription_id: str) -> bytes:
-    """The opening bytes of a tail for ``subscription_id``."""
+    """The opening bytes of a JSON tail for ``subscription_id``."""
     return b'{"subscription_id": ' + json.dumps(subscription_id).encode() + b', "hits": [\n'
-
-
-def encode_hit(hit: Any) -> bytes:
-    """One hit as compact UTF-8 JSON (encoded once per event, shared by every tail of the topic)."""
-    return json.dumps(hit, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def join_hits(encoded: Sequence[bytes], first: bool) -> bytes:
@@ -36,3 +45,100 @@ def join_hits(encoded: Sequence[bytes], first: bool) -> bytes:
 def encode_hits(hits: Iterable[Any], first: bool) -> bytes:
     """``hits`` as array elements; ``first`` says whether nothing precedes them in the array."""
     return join_hits([encode_hit(hit) for hit in hits], first)
+
+
+def control(**details: Any) -> Dict[str, Any]:
+    """A Tailor record (never a hit): ``{"_estrom": {kind: ..., ...}}``."""
+    return {"_estrom": details}
+
+
+def encode_control(record: Dict[str, Any]) -> bytes:
+    """A Tailor record as compact JSON."""
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Format:
+    """How one tail format frames its header, hits, records, heartbeats and end."""
+
+    name = "json"
+    content_type = b"application/json; charset=utf-8"
+
+    def header(self, subscription_id: str) -> bytes:
+        """The bytes sent right after the 200."""
+        return header(subscription_id)
+
+    def hits(self, hits: Sequence[Delivered], first: bool) -> bytes:
+        """The hits of one write; ``first`` says whether nothing was written since the header."""
+        return join_hits([data for _, data in hits], first)
+
+    def record(self, kind: str, body: Dict[str, Any], first: bool) -> bytes:
+        """A Tailor record of ``kind`` (``dropped``, ``gap``, ``end``, ``error``)."""
+        return join_hits([encode_control(body)], first)
+
+    def heartbeat(self) -> bytes:
+        """Bytes that keep an idle connection alive and mean nothing to a parser."""
+        return HEARTBEAT
+
+    def footer(self, end: Optional[Dict[str, Any]], first: bool) -> bytes:
+        """The closing bytes, after a record saying why unless the client asked for the end itself."""
+        said = end is not None and end["_estrom"].get("end") not in SELF_EVIDENT_ENDS
+        return (self.record("end", end, first) if said else b"") + FOOTER
+
+
+class NdjsonFormat(Format):
+    """One JSON value per line; the first line names the subscription."""
+
+    name = "ndjson"
+    content_type = b"application/x-ndjson"
+
+    def header(self, subscription_id: str) -> bytes:
+        """A first line ``{"_estrom": {"subscription_id": ...}}``."""
+        return encode_control(control(subscription_id=subscription_id)) + b"\n"
+
+    def hits(self, hits: Sequence[Delivered], first: bool) -> bytes:
+        """One line per hit."""
+        return b"".join(data + b"\n" for _, data in hits)
+
+    def record(self, kind: str, body: Dict[str, Any], first: bool) -> bytes:
+        """One line per record."""
+        return encode_control(body) + b"\n"
+
+    def footer(self, end: Optional[Dict[str, Any]], first: bool) -> bytes:
+        """The end record, if any, as a last line."""
+        return self.record("end", end, first) if end is not None else b""
+
+
+class SseFormat(Format):
+    """Server-Sent Events: hits are ``message`` events with ``id:``, records have their own event names."""
+
+    name = "sse"
+    content_type = b"text/event-stream; charset=utf-8"
+    RETRY_MS = 3000
+
+    def header(self, subscription_id: str) -> bytes:
+        """``retry:`` (how long a browser waits before reconnecting), then a ``subscription`` event."""
+        data = encode_control(control(subscription_id=subscription_id))
+        return b"retry: %d\n\nevent: subscription\ndata: %s\n\n" % (self.RETRY_MS, data)
+
+    def hits(self, hits: Sequence[Delivered], first: bool) -> bytes:
+        """One event per hit, its event id in ``id:`` (JSON never holds a raw newline)."""
+        return b"".join(b"id: %d\ndata: %s\n\n" % (seq, data) for seq, data in hits)
+
+    def record(self, kind: str, body: Dict[str, Any], first: bool) -> bytes:
+        """``event: <kind>`` with the record as its data."""
+        return b"event: %s\ndata: %s\n\n" % (kind.encode(), encode_control(body))
+
+    def heartbeat(self) -> bytes:
+        """A comment line: EventSource ignores it."""
+        return b":\n\n"
+
+    def footer(self, end: Optional[Dict[str, Any]], first: bool) -> bytes:
+        """Always an ``end`` event, so a browser knows to close rather than reconnect."""
+        return self.record("end", end if end is not None else control(end="done"), first)
+
+
+SELF_EVIDENT_ENDS = ("limit", "timeout")
+"""Ends the client asked for: the JSON format closes with ``]}`` alone, as it always did."""
+
+
+FORMATS: Dict[str, Format] = {f.name: f for f in (Format(), NdjsonFormat(), SseFormat())}

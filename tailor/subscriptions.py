@@ -2,34 +2,94 @@
 
 The router's cost is per subscriber and per event, so a thousand ``curl``
 clients of one query cost one subscription.  The first tail of an id
-subscribes, later ones join it, the last one leaving unsubscribes.  After a
-reconnect to the router every live id is subscribed again.
+subscribes, later ones join it, the last one leaving unsubscribes.
+
+After a reconnect to the router every live id is subscribed again, and what
+the id matched while the router was away (published into a dead connection,
+or not at all) is fetched from the Beater's replay store: from the last event
+id the hub passed on, or from the time it subscribed when nothing came yet.
+Live events that arrive meanwhile wait, so the tails see one ordered stream
+with neither a gap nor a repeat.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from router import contract
 from tailor import stream
-
-Listener = Callable[[List[bytes]], None]
-"""Receives the hits of one event, each already encoded as JSON (once for all listeners)."""
+from tailor.stream import Delivered
 
 log = Logger()
 
+REPLAY_PAGE = 1000
+
+
+class Sink(Protocol):
+    """What receives a subscription's hits: an HTTP tail."""
+
+    def deliver(self, hits: List[Delivered]) -> None:
+        """The hits of one event, each with its event id and its JSON (encoded once for all sinks)."""
+
+    def notice(self, kind: str, **details: Any) -> None:
+        """An in-band record, e.g. ``gap``."""
+
+
+Replayed = Callable[[List[Delivered]], None]
+
+
+async def replay(session: Any, subscription_id: str, since: Dict[str, int], hits: Replayed,
+                 gap: Callable[[Optional[int]], None]) -> None:
+    """Page through the Beater's replay store from ``since``; ``gap`` is told if it cannot reach back."""
+    cursor = since
+    first = True
+    while True:
+        answer = await session.call(contract.PROC_REPLAY, subscription_id, cursor, REPLAY_PAGE)
+        if first and answer.get("gap"):
+            gap(answer.get("missed"))
+        first = False
+        page = [(int(seq), bytes(data)) for seq, data in answer.get("hits", [])]
+        if page:
+            hits(page)
+            cursor = {"seq": page[-1][0]}
+        if not page or not answer.get("more"):
+            return
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds: the replay store's time axis (the hits' ``_received``)."""
+    return int(time.time() * 1000)
+
 
 class _Entry:
-    """The listeners of one id and its WAMP subscription (once made)."""
+    """The sinks of one id, its WAMP subscription (once made) and how far it has got."""
 
-    def __init__(self) -> None:
-        self.listeners: Set[Listener] = set()
+    def __init__(self, since_ms: int) -> None:
+        self.listeners: Set[Sink] = set()
         self.subscription: Any = None
         self.waiters: Optional[List["Deferred[None]"]] = None
+        self.last_seq = 0  # event id of the last hit passed on
+        self.since_ms = since_ms  # when it first subscribed: where a catch-up starts if no hit came yet
+        self.held: Optional[List[Delivered]] = None  # live hits waiting for a catch-up to end
+
+    def pass_on(self, hits: List[Delivered], subscription_id: str) -> None:
+        fresh = [hit for hit in hits if hit[0] > self.last_seq]
+        if not fresh:
+            return
+        self.last_seq = fresh[-1][0]
+        for sink in list(self.listeners):
+            try:
+                sink.deliver(fresh)
+            except Exception:
+                log.failure("delivering to a tail of {id} failed", id=subscription_id)
+
+    def cursor(self) -> Dict[str, int]:
+        return {"seq": self.last_seq} if self.last_seq else {"time_ms": self.since_ms}
 
 
 class SubscriptionHub:
@@ -37,8 +97,9 @@ class SubscriptionHub:
 
     ENCODED_CACHE = 4096
 
-    def __init__(self) -> None:
+    def __init__(self, clock_ms: Callable[[], int] = now_ms) -> None:
         self.session: Any = None
+        self.clock_ms = clock_ms
         self._entries: Dict[str, _Entry] = {}
         # A document matching several tailed queries arrives once per topic: encode it once.
         self._encoded: "OrderedDict[Tuple[Any, Any, Any], bytes]" = OrderedDict()
@@ -60,9 +121,11 @@ class SubscriptionHub:
         """Ids with at least one listener."""
         return [i for i, e in self._entries.items() if e.listeners]
 
-    async def acquire(self, subscription_id: str, listener: Listener) -> None:
+    async def acquire(self, subscription_id: str, listener: Sink) -> None:
         """Attach ``listener`` to ``subscription_id``; return once events will reach it."""
-        entry = self._entries.setdefault(subscription_id, _Entry())
+        entry = self._entries.get(subscription_id)
+        if entry is None:
+            entry = self._entries[subscription_id] = _Entry(self.clock_ms())
         entry.listeners.add(listener)
         try:
             await self._ensure_subscribed(subscription_id, entry)
@@ -70,7 +133,7 @@ class SubscriptionHub:
             self.release(subscription_id, listener)
             raise
 
-    def release(self, subscription_id: str, listener: Listener) -> None:
+    def release(self, subscription_id: str, listener: Sink) -> None:
         """Detach ``listener``; the last one out unsubscribes."""
         entry = self._entries.get(subscription_id)
         if entry is None:
@@ -115,21 +178,40 @@ class SubscriptionHub:
             raise ConnectionError("the router is not reachable")
 
         def on_event(hits: List[Any], *args: Any, **kwargs: Any) -> None:
-            encoded = [self.encode(hit) for hit in hits]
-            for listener in list(entry.listeners):
-                try:
-                    listener(encoded)
-                except Exception:
-                    log.failure("delivering to a tail of {id} failed", id=subscription_id)
+            delivered = [(hit.get("_seq", 0) if isinstance(hit, dict) else 0, self.encode(hit)) for hit in hits]
+            if entry.held is not None:
+                entry.held.extend(delivered)
+            else:
+                entry.pass_on(delivered, subscription_id)
 
         entry.subscription = await session.subscribe(on_event, contract.topic_for(subscription_id))
 
     async def resubscribe_all(self) -> None:
-        """After a (re)join: subscribe every id that still has listeners."""
+        """After a (re)join: subscribe every id that still has sinks, and catch up on what it missed."""
         for subscription_id, entry in list(self._entries.items()):
             entry.subscription = None
             if entry.listeners:
                 try:
-                    await self._subscribe(subscription_id, entry)
+                    await self._catch_up(subscription_id, entry)
                 except Exception:
                     log.failure("resubscribing {id} failed", id=subscription_id)
+
+    async def _catch_up(self, subscription_id: str, entry: _Entry) -> None:
+        entry.held = []
+        try:
+            await self._subscribe(subscription_id, entry)
+            session = self.session
+
+            def gap(missed: Optional[int]) -> None:
+                for sink in list(entry.listeners):
+                    sink.notice("gap", gap=True, missed=missed)
+
+            try:
+                await replay(session, subscription_id, entry.cursor(), lambda hits: entry.pass_on(hits, subscription_id), gap)
+            except Exception as e:
+                log.warn("catching up {id} after a reconnect failed: {e}", id=subscription_id, e=e)
+                gap(None)
+        finally:
+            held, entry.held = entry.held, None
+            if held:
+                entry.pass_on(held, subscription_id)

@@ -1,8 +1,8 @@
-"""Many tails of one id share one WAMP subscription; the last one out releases it."""
+"""Many tails of one id share one WAMP subscription; the last one out releases it; a rejoin catches up."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 
@@ -22,12 +22,26 @@ class FakeSubscription:
 
 
 class FakeSession:
-    """Records subscribe calls; ``gate`` lets a test hold a subscribe in flight."""
+    """Records subscribe calls; ``gate`` lets a test hold a subscribe in flight; ``store`` answers replays."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Optional[List[Tuple[int, bytes]]] = None, gap: bool = False) -> None:
         self.subscriptions: List[FakeSubscription] = []
         self.unsubscribed: List[str] = []
         self.gate: "Deferred[None] | None" = None
+        self.store = store or []
+        self.gap = gap
+        self.replays: List[Dict[str, int]] = []
+        self.replay_gate: "Deferred[None] | None" = None
+
+    async def call(self, procedure: str, subscription_id: str, since: Dict[str, int], limit: int) -> Dict[str, Any]:
+        assert procedure == "estrom.replay"
+        self.replays.append(since)
+        if self.replay_gate is not None:
+            await self.replay_gate
+        after = since.get("seq", 0)
+        hits = [[seq, data] for seq, data in self.store if seq > after][:2]
+        return {"hits": hits, "gap": self.gap and not self.replays[1:], "missed": None,
+                "more": len([1 for seq, _ in self.store if seq > after]) > 2}
 
     async def subscribe(self, handler: Callable[..., None], topic: str) -> FakeSubscription:
         if self.gate is not None:
@@ -37,26 +51,44 @@ class FakeSession:
         return sub
 
 
+class Sink:
+    """Collects what a tail would be given."""
+
+    def __init__(self) -> None:
+        self.hits: List[Tuple[int, bytes]] = []
+        self.notices: List[Tuple[str, Dict[str, Any]]] = []
+
+    def deliver(self, hits: List[Tuple[int, bytes]]) -> None:
+        self.hits.extend(hits)
+
+    def notice(self, kind: str, **details: Any) -> None:
+        self.notices.append((kind, details))
+
+
 def _hub() -> "tuple[SubscriptionHub, FakeSession]":
-    hub, session = SubscriptionHub(), FakeSession()
+    hub, session = SubscriptionHub(clock_ms=lambda: 1_700_000_000_000), FakeSession()
     hub.session = session
     return hub, session
 
 
+def _hit(seq: int) -> Dict[str, Any]:
+    return {"_index": "i", "_seq": seq, "_id": str(seq), "_source": {}}
+
+
 def test_two_tails_of_one_id_make_one_subscription_and_both_receive() -> None:
+    """One WAMP subscription feeds every tail of the id, each hit with its event id and its JSON."""
     hub, session = _hub()
-    got_a: List[Any] = []
-    got_b: List[Any] = []
-    ensureDeferred(hub.acquire("id1", got_a.extend))
-    ensureDeferred(hub.acquire("id1", got_b.extend))
+    a, b = Sink(), Sink()
+    ensureDeferred(hub.acquire("id1", a))
+    ensureDeferred(hub.acquire("id1", b))
     assert [s.topic for s in session.subscriptions] == ["docs-for-id1"]
-    session.subscriptions[0].handler([{"n": 1}])
-    assert got_a == got_b == [b'{"n":1}']
+    session.subscriptions[0].handler([{"_seq": 1, "n": 1}])
+    assert a.hits == b.hits == [(1, b'{"_seq":1,"n":1}')]
 
 
 def test_last_tail_leaving_unsubscribes() -> None:
     hub, session = _hub()
-    a, b = (lambda hits: None), (lambda hits: None)
+    a, b = Sink(), Sink()
     ensureDeferred(hub.acquire("id1", a))
     ensureDeferred(hub.acquire("id1", b))
     hub.release("id1", a)
@@ -69,8 +101,8 @@ def test_last_tail_leaving_unsubscribes() -> None:
 def test_concurrent_first_tails_share_the_subscribe_in_flight() -> None:
     hub, session = _hub()
     session.gate = Deferred()
-    first = ensureDeferred(hub.acquire("id1", lambda hits: None))
-    second = ensureDeferred(hub.acquire("id1", lambda hits: None))
+    first = ensureDeferred(hub.acquire("id1", Sink()))
+    second = ensureDeferred(hub.acquire("id1", Sink()))
     assert not first.called and not second.called
     session.gate.callback(None)
     assert first.called and second.called
@@ -80,7 +112,7 @@ def test_concurrent_first_tails_share_the_subscribe_in_flight() -> None:
 def test_leaving_during_subscribe_does_not_leak_the_subscription() -> None:
     hub, session = _hub()
     session.gate = Deferred()
-    listener = lambda hits: None  # noqa: E731
+    listener = Sink()
     d = ensureDeferred(hub.acquire("id1", listener))
     hub.release("id1", listener)
     session.gate.callback(None)
@@ -91,14 +123,14 @@ def test_leaving_during_subscribe_does_not_leak_the_subscription() -> None:
 def test_acquire_without_a_router_session_fails_and_keeps_nothing() -> None:
     hub = SubscriptionHub()
     failures: List[Any] = []
-    ensureDeferred(hub.acquire("id1", lambda hits: None)).addErrback(failures.append)
+    ensureDeferred(hub.acquire("id1", Sink())).addErrback(failures.append)
     assert failures and isinstance(failures[0].value, ConnectionError)
     assert hub.subscribed_ids == []
 
 
 def test_resubscribe_after_rejoin_restores_live_ids() -> None:
     hub, old = _hub()
-    ensureDeferred(hub.acquire("id1", lambda hits: None))
+    ensureDeferred(hub.acquire("id1", Sink()))
     new = FakeSession()
     hub.session = new
     ensureDeferred(hub.resubscribe_all())
@@ -111,3 +143,40 @@ def test_a_hit_arriving_on_several_topics_is_encoded_once_and_identically() -> N
     first = hub.encode(hit)
     assert hub.encode(dict(hit)) is first
     assert first == b'{"_index":"i","_seq":7,"_id":"x","_source":{"a":1}}'
+
+
+def test_after_a_rejoin_what_was_missed_comes_from_the_replay_store_in_order_without_repeats() -> None:
+    """Hits published while the router was away are fetched from after the last one passed on; live ones wait."""
+    hub, old = _hub()
+    sink = Sink()
+    ensureDeferred(hub.acquire("id1", sink))
+    old.subscriptions[0].handler([_hit(1), _hit(2)])
+    new = FakeSession(store=[(seq, b"h%d" % seq) for seq in range(1, 7)])
+    new.replay_gate = Deferred()
+    hub.session = new
+    ensureDeferred(hub.resubscribe_all())
+    new.subscriptions[0].handler([_hit(6), _hit(7)])  # live, while the replay is still running
+    new.replay_gate.callback(None)
+    assert [seq for seq, _ in sink.hits] == [1, 2, 3, 4, 5, 6, 7]
+    assert new.replays[0] == {"seq": 2}
+
+
+def test_a_rejoin_before_any_hit_catches_up_from_the_time_of_subscribing() -> None:
+    """With nothing passed on yet, the catch-up starts at the time the id was subscribed."""
+    hub, _ = _hub()
+    ensureDeferred(hub.acquire("id1", Sink()))
+    new = FakeSession()
+    hub.session = new
+    ensureDeferred(hub.resubscribe_all())
+    assert new.replays == [{"time_ms": 1_700_000_000_000}]
+
+
+def test_a_rejoin_the_store_cannot_cover_tells_every_tail_of_the_gap() -> None:
+    """A replay store that no longer reaches back makes each tail say so in-band."""
+    hub, _ = _hub()
+    sink = Sink()
+    ensureDeferred(hub.acquire("id1", sink))
+    new = FakeSession(gap=True)
+    hub.session = new
+    ensureDeferred(hub.resubscribe_all())
+    assert sink.notices == [("gap", {"gap": True, "missed": None})]

@@ -1,0 +1,121 @@
+"""What an HTTP tail asks for, read and checked before anything is registered.
+
+Pure functions over the query arguments and headers, so every refusal is a
+400 with a JSON body naming the parameter, never a stream that fails later.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+from router import contract
+from tailor.stream import FORMATS, Format
+
+MAX_LIMIT = 1_000_000_000
+MAX_TIMEOUT_S = 366 * 24 * 3600.0
+EPOCH_MS_FROM = 10**12
+"""``since`` integers from here on are epoch milliseconds (2001-09-09 on); below, event ids.
+
+An index's event ids count its documents from 1, so a stream would need 10^12
+documents (six years at 5,000 a second) before the two could be confused."""
+
+
+class BadRequest(Exception):
+    """A request parameter is missing or malformed."""
+
+    def __init__(self, message: str, part: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.part = part
+
+
+@dataclass(frozen=True)
+class TailRequest:
+    """A validated tail request."""
+
+    procedure: str
+    args: Tuple[Any, ...]
+    format: Format
+    limit: Optional[int] = None
+    timeout: Optional[float] = None
+    since: Optional[Dict[str, int]] = None
+    on_slow: str = "drop"
+
+
+def _number(value: Optional[str], name: str, kind: type, most: float) -> Any:
+    if value is None:
+        return None
+    message = f"{name} must be a positive number of at most {most:g}"
+    try:
+        number = kind(value)
+    except ValueError:
+        raise BadRequest(message, part=f"{name}={value}") from None
+    if not math.isfinite(number) or number <= 0 or number > most:
+        raise BadRequest(message, part=f"{name}={value}")
+    return number
+
+
+def parse_since(value: str, name: str = "since") -> Dict[str, int]:
+    """A resume point: ``{"seq": n}`` for an event id, ``{"time_ms": t}`` for a time.
+
+    Accepted: an event id (a hit's ``_seq``), epoch milliseconds, or an ISO-8601
+    time (``2026-12-01T10:00:00Z``; no zone means UTC).
+    """
+    text = value.strip()
+    if text.isdigit():
+        number = int(text)
+        return {"time_ms": number} if number >= EPOCH_MS_FROM else {"seq": number}
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name} must be an event id, epoch milliseconds or an ISO-8601 time", part=f"{name}={value}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return {"time_ms": int(when.timestamp() * 1000)}
+
+
+def choose_format(requested: Optional[str], accept: Optional[str]) -> Format:
+    """``format=`` if given, else SSE for ``Accept: text/event-stream``, else JSON."""
+    if requested is not None:
+        chosen = FORMATS.get(requested.lower())
+        if chosen is None:
+            raise BadRequest(f"format must be one of {', '.join(FORMATS)}", part=f"format={requested}")
+        return chosen
+    if accept and "text/event-stream" in accept.lower():
+        return FORMATS["sse"]
+    return FORMATS["json"]
+
+
+def parse_tail(args: Mapping[str, Sequence[str]], headers: Mapping[str, Optional[str]]) -> TailRequest:
+    """Validate a tail's arguments (last value wins) and headers (lower-case names)."""
+
+    def arg(name: str) -> Optional[str]:
+        values = args.get(name)
+        return values[-1] if values else None
+
+    index, query, sub_id = arg("i"), arg("q"), arg("s")
+    fmt = choose_format(arg("format"), headers.get("accept"))
+    limit = _number(arg("limit"), "limit", int, MAX_LIMIT)
+    timeout = _number(arg("timeout"), "timeout", float, MAX_TIMEOUT_S)
+    on_slow = (arg("on_slow") or "drop").lower()
+    if on_slow not in ("drop", "close"):
+        raise BadRequest("on_slow must be drop or close", part=f"on_slow={arg('on_slow')}")
+    # A browser's EventSource reconnects to the URL it was given and says where it was in a header:
+    # the header is newer than any since= in that URL.
+    last_event_id = headers.get("last-event-id")
+    since = None
+    if last_event_id:
+        since = parse_since(last_event_id, "Last-Event-ID")
+    elif arg("since") is not None:
+        since = parse_since(arg("since") or "")
+    if sub_id is not None and query is None:
+        return TailRequest(contract.PROC_LOOKUP, (sub_id,), fmt, limit, timeout, since, on_slow)
+    if query is None:
+        raise BadRequest("give a query q=<query> and an index i=<index>, or a subscription id s=<id>", part="q")
+    if index is None:
+        raise BadRequest("q=<query> needs an index i=<index>", part="i")
+    operator = arg("default_operator") or "or"
+    return TailRequest(contract.PROC_REGISTER, (index, query, operator), fmt, limit, timeout, since, on_slow)
