@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
@@ -28,3 +29,22 @@ def make_hit(index: str, source: Dict[str, Any], seq: int, received: str, doc_id
         "_received": received,
         "_source": source,
     }
+
+
+def encode_hit(hit: Any) -> bytes:
+    """One hit as compact UTF-8 JSON: the bytes a tail writes, and what the replay store keeps.
+
+    The Tailor encodes live hits with this same function, so a replayed hit and a live one are
+    the same bytes.
+    """
+    return json.dumps(hit, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def received_ms(received: str) -> int:
+    """Epoch milliseconds of a ``_received`` timestamp (``2026-11-25T15:13:00.770Z``)."""
+    moment = datetime.fromisoformat(received[:-1] + "+00:00" if received.endswith("Z") else received)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    # Integer arithmetic on the parts: float seconds would round some milliseconds down.
+    whole = int(moment.replace(microsecond=0).timestamp())
+    return whole * 1000 + moment.microsecond // 1000
