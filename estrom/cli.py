@@ -1,9 +1,11 @@
 """The ``estrom`` command: ``up`` runs everything, ``router``/``beater``/``tailor`` run one part.
 
 ``estrom up`` starts Crossbar, then the Beater and the Tailor, each as a child
-process (so they run on different cores) and supervises them.  Ctrl-C or
+process (so they run on different cores), and supervises them
+(:mod:`estrom.supervisor`): one that exits or is killed is reaped and restarted
+with back-off, with one line on stderr saying what happened.  Ctrl-C or
 SIGTERM stops them in reverse order and takes Crossbar's whole process group
-down with them; if one child dies, everything stops.
+down with them, also while a restart is pending.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import sys
 from typing import Any, Awaitable, Callable, List, Optional, Sequence, Tuple
 
 import txaio
-from twisted.internet.task import LoopingCall
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 
 from estrom import settings as settings_module
 from estrom.children import SUPERVISED_ENV, ChildService
 from estrom.settings import Settings
+from estrom.supervisor import Part, Supervisor
 
 log = Logger()
 
@@ -104,8 +106,9 @@ def run_services(reactor: Any, s: Settings, command: str) -> None:
     async def start() -> None:
         try:
             if command == "up":
-                await start_router(reactor, s, stops)
-                await start_children(reactor, s, stops, failed)
+                router = await start_router(reactor, s, stops)
+                children = await start_children(reactor, s, stops)
+                supervise(reactor, [router, *children], stops)
             if command == "beater":
                 from beater.app import make_beater
 
@@ -141,44 +144,40 @@ def run_services(reactor: Any, s: Settings, command: str) -> None:
         raise SystemExit(1)
 
 
-async def start_children(reactor: Any, s: Settings, stops: List[Callable[[], Awaitable[None]]], failed: List[str]) -> None:
-    """Start the Beater and the Tailor as supervised children; wait until both are healthy."""
+async def start_children(reactor: Any, s: Settings, stops: List[Callable[[], Awaitable[None]]]) -> List[ChildService]:
+    """Start the Beater and the Tailor as child processes; wait until both are healthy."""
     children = [ChildService("beater", s), ChildService("tailor", s)]
     for child in children:
         child.start()
         stops.append(lambda child=child: child.stop(reactor))
     for child in children:
         await child.wait_healthy(reactor)
-
-    def watch() -> None:
-        for child in children:
-            code = child.exited()
-            if code is not None and reactor.running and not failed:
-                failed.append(f"estrom {child.command} exited with code {code}")
-                print(f"estrom: {child.command} exited with code {code}; stopping everything", file=sys.stderr, flush=True)
-                reactor.stop()
-
-    watchdog = LoopingCall(watch)
-    watchdog.start(0.5, now=False)
-
-    async def stop_watching() -> None:
-        if watchdog.running:
-            watchdog.stop()
-
-    stops.append(stop_watching)
+    return children
 
 
-async def start_router(reactor: Any, s: Settings, stops: List[Callable[[], Awaitable[None]]]) -> None:
-    """Start Crossbar as a child and wait until it listens."""
+def supervise(reactor: Any, parts: List[Part], stops: List[Callable[[], Awaitable[None]]]) -> Supervisor:
+    """Restart any of ``parts`` that ends from now on; the supervisor stops first on shutdown.
+
+    (``stops`` run in reverse: no restart is scheduled or started once the parts are being stopped.)
+    """
+    supervisor = Supervisor(reactor, parts)
+    supervisor.start()
+    stops.append(supervisor.stop)
+    return supervisor
+
+
+async def start_router(reactor: Any, s: Settings, stops: List[Callable[[], Awaitable[None]]]) -> Any:
+    """Start Crossbar as a child and wait until it listens; return its RouterProcess."""
     from router import process
 
     cbdir = s.data_dir / "crossbar"
     config_path = process.prepare(cbdir, s.router_host, s.router_port, s.router_path)
-    router = process.RouterProcess(cbdir, config_path, s.tickets, s.data_dir / "router.log")
+    router = process.RouterProcess(cbdir, config_path, s.tickets, s.data_dir / "router.log", listen=(s.router_host, s.router_port))
     router.start()
     stops.append(lambda: router.stop(reactor))
-    await router.wait_ready(reactor, s.router_host, s.router_port)
+    await router.wait_ready(reactor)
     print(f"estrom: router on {s.router_url} (pid {router.pid}, log {router.log_path})", file=sys.stderr, flush=True)
+    return router
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.internet import task
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -74,7 +74,13 @@ def die_with_parent() -> None:
 class RouterProcess:
     """One Crossbar node started by estrom, with readiness and orderly shutdown."""
 
-    def __init__(self, cbdir: Path, config_path: Path, tickets: Dict[str, str], log_path: Path, loglevel: str = "info") -> None:
+    name = "router"
+
+    def __init__(
+        self, cbdir: Path, config_path: Path, tickets: Dict[str, str], log_path: Path, loglevel: str = "info",
+        listen: Optional[Tuple[str, int]] = None,
+    ) -> None:
+        self.listen = listen  # where wait_ready looks when not told
         self.cbdir = cbdir
         self.config_path = config_path
         self.tickets = tickets
@@ -109,6 +115,42 @@ class RouterProcess:
         """The exit code if Crossbar has exited, else None."""
         return None if self.process is None else self.process.poll()
 
+    def reap(self) -> Optional[int]:
+        """Once the controller has ended: reap it, kill what is left of its group, return its ``returncode``.
+
+        A controller killed with SIGKILL leaves its router worker behind (reparented,
+        still holding the router's port), so a new Crossbar could not listen; the
+        worker is in the controller's process group, which the group signal reaches.
+        """
+        if self.process is None:
+            return None
+        code = self.process.poll()
+        if code is None:
+            return None
+        # The group outlives its leader while a member lives, and its id (the leader's pid)
+        # cannot be handed to a new process meanwhile: this signal reaches only Crossbar's own.
+        _signal_group(self.process.pid, signal.SIGKILL)
+        self._remove_pid_file()
+        return code
+
+    def _remove_pid_file(self) -> None:
+        # Crossbar refuses to start if node.pid names a live crossbar process; ours is dead,
+        # but its pid could be reused by the time we restart.
+        try:
+            (self.cbdir / "node.pid").unlink()
+        except OSError:
+            pass
+
+    def output_tail(self) -> str:
+        """The last lines of this run's part of Crossbar's log."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_start)
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-30:])
+
     def booted(self) -> bool:
         """Whether this run of Crossbar has logged that every transport and service is up."""
         try:
@@ -125,8 +167,14 @@ class RouterProcess:
         except OSError:
             return ""
 
-    async def wait_ready(self, reactor: IReactorTCP, host: str, port: int, timeout: float = 60.0) -> None:
-        """Wait until the router accepts TCP connections; raise if Crossbar exits or time runs out."""
+    async def wait_ready(self, reactor: IReactorTCP, host: Optional[str] = None, port: Optional[int] = None, timeout: float = 60.0) -> None:
+        """Wait until the router accepts TCP connections; raise if Crossbar exits or time runs out.
+
+        ``host`` and ``port`` default to ``listen`` given at construction.
+        """
+        if host is None or port is None:
+            assert self.listen is not None, "wait_ready needs host and port, or listen= at construction"
+            host, port = self.listen
         clock: IReactorTime = reactor  # type: ignore[assignment]
         waited = 0.0
         while True:
@@ -151,9 +199,12 @@ class RouterProcess:
 
     async def stop(self, reactor: IReactorCore, grace: float = 10.0) -> None:
         """SIGTERM the whole Crossbar process group, then SIGKILL what is left after ``grace`` seconds."""
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
         pgid = self.process.pid
+        if self.process.poll() is not None:
+            _signal_group(pgid, signal.SIGKILL)  # the controller is gone; its workers may not be
+            return
         _signal_group(pgid, signal.SIGTERM)
         await wait_exit(self.process, reactor, grace)
         # Crossbar's workers may outlive a controller that died abruptly; the group reaches them too.
