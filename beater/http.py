@@ -71,7 +71,12 @@ class BeatResource(Resource):
 
 
 class HealthResource(Resource):
-    """``/api/v0.1/health``: is the router session up, which percolator, how much traffic."""
+    """``/api/v0.1/health``: is the router session up, which percolator, how much traffic.
+
+    ``status`` is ``ok`` or ``degraded`` and ``down`` names the parts this Beater
+    cannot reach (``["router"]`` while Crossbar is down or restarting), so that an
+    operator sees *why* ingest answers 503, not only that it does.
+    """
 
     isLeaf = True
 
@@ -81,13 +86,16 @@ class HealthResource(Resource):
         self.router_ready = router_ready
 
     def render_GET(self, request: Request) -> Any:
-        """200 when the router session is up, 503 otherwise."""
+        """200 when the router session is up, 503 otherwise; ``down`` lists what is missing."""
         ready = self.router_ready()
+        down = [] if ready else ["router"]
         pipeline = self.beater.pipeline
         write_json(
             request,
-            200 if ready else 503,
+            503 if down else 200,
             {
+                "status": "degraded" if down else "ok",
+                "down": down,
                 "router": ready,
                 "percolator": self.beater.percolator.name,
                 "documents": pipeline.documents_in,
