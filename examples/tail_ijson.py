@@ -1,6 +1,13 @@
-"""Tail estrom from Python with ijson: each hit as it arrives, from one endless HTTP response.
+"""Tail estrom from Python with ijson: each hit as it arrives, resuming without a gap if the connection drops.
 
     python examples/tail_ijson.py 'title:"big cat" -user:bot*' --index events
+
+Records of the Tailor's own (``{"_estrom": {"dropped": n}}`` when this client
+fell behind, ``{"_estrom": {"gap": true, ...}}`` when a resume reached back
+further than the replay store) sit in the ``hits`` array beside the hits; no
+hit has an ``_estrom`` key, so they are told apart by it and reported on
+stderr.  When the connection drops, the tail is opened again with
+``since=<_seq of the last hit>``: the hits matched meanwhile come first.
 
 ``ijson.items`` reads its source with ``read(64 KiB)``, and a plain HTTP
 response's ``read(n)`` waits until ``n`` bytes have arrived; ``LiveStream``
@@ -13,8 +20,11 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import sys
+import time
+import urllib.error
 import urllib.request
-from typing import Optional
+from typing import Any, Dict, Iterator, Optional
 from urllib.parse import urlencode
 
 import ijson
@@ -31,12 +41,35 @@ class LiveStream:
         return self.response.read1(size)
 
 
-def open_tail(base_url: str, index: str, query: str, limit: Optional[int] = None) -> http.client.HTTPResponse:
+def open_tail(base_url: str, index: str, query: str, limit: Optional[int] = None,
+              since: Optional[str] = None) -> http.client.HTTPResponse:
     """Open ``GET /api/v0.1/docs`` for ``query`` on ``index``; the response stays open."""
     params = {"i": index, "q": query}
     if limit is not None:
         params["limit"] = str(limit)
+    if since is not None:
+        params["since"] = since
     return urllib.request.urlopen(f"{base_url}/api/v0.1/docs?{urlencode(params)}")
+
+
+def hits(base_url: str, index: str, query: str, since: Optional[str] = None) -> Iterator[Dict[str, Any]]:
+    """Every hit of ``query``, for ever: reconnects after a dropped connection and resumes after the last hit."""
+    while True:
+        try:
+            with open_tail(base_url, index, query, since=since) as response:
+                for item in ijson.items(LiveStream(response), "hits.item", use_float=True):
+                    if "_estrom" in item:  # the Tailor's own record, not a hit
+                        print(f"estrom: {json.dumps(item['_estrom'])}", file=sys.stderr, flush=True)
+                        continue
+                    since = str(item["_seq"])  # the hit's event id: where to resume from
+                    yield item
+            return  # the stream ended properly (limit, timeout)
+        except urllib.error.HTTPError as e:
+            if e.code < 500 and e.code != 429:
+                raise SystemExit(f"estrom: {e.code} {e.read().decode(errors='replace')}")
+        except (OSError, http.client.HTTPException, ijson.JSONError) as e:
+            print(f"estrom: connection lost ({e}); resuming after event {since}", file=sys.stderr, flush=True)
+        time.sleep(1)
 
 
 def main() -> None:
@@ -45,11 +78,10 @@ def main() -> None:
     parser.add_argument("query")
     parser.add_argument("--index", default="events")
     parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--limit", type=int)
+    parser.add_argument("--since", help="resume after this event id (a hit's _seq), or from an ISO-8601 time")
     args = parser.parse_args()
-    with open_tail(args.url, args.index, args.query, args.limit) as response:
-        for hit in ijson.items(LiveStream(response), "hits.item", use_float=True):
-            print(json.dumps(hit), flush=True)
+    for hit in hits(args.url, args.index, args.query, args.since):
+        print(json.dumps(hit), flush=True)
 
 
 if __name__ == "__main__":
