@@ -39,6 +39,20 @@ echo
 run curl -s "$TAILOR/api/v0.1/docs?s=0000000000000000"
 echo
 
-step "5. Health of both services"
+step "5. NDJSON, one hit per line (the first line names the subscription), for jq"
+run curl -sN "$TAILOR/api/v0.1/docs?i=events&q=foo&format=ndjson&limit=1&timeout=10" &
+tail_pid=$!
+sleep 1
+run curl -s -XPOST "$BEATER/api/v0.1/beat/events" -d '{"message": "foo in ndjson"}'
+echo
+wait "$tail_pid"
+
+step "6. Resume: what 'foo' matched after an event id (a hit's _seq), then live; SSE takes Last-Event-ID"
+run curl -s -XPOST "$BEATER/api/v0.1/beat/events" -d '[{"message": "foo one"}, {"message": "foo two"}]'
+echo
+run curl -sN "$TAILOR/api/v0.1/docs?i=events&q=foo&since=1&timeout=1"
+run curl -sN "$TAILOR/api/v0.1/docs?i=events&q=foo&format=sse&timeout=1" -H 'Last-Event-ID: 1'
+
+step "7. Health of both services"
 run curl -s "$TAILOR/api/v0.1/health"
 run curl -s "$BEATER/api/v0.1/health"
