@@ -20,6 +20,12 @@ Two rules keep this from ever losing a document:
 * Until the set is known (before the first join completes, after a leave),
   or while any prefix/wildcard subscription covers ``docs-for-*``, every
   topic is published.
+
+For the replay store (``beater/replay.py``) a subscription is *recorded* while
+it is wanted or was *heard* (expected, subscribed to, or left by its last
+subscriber) within ``replay_horizon_s``: a tail that lost its connection must
+be able to resume.  Heard times survive ``forget()``: a router restart is
+exactly when tails come back asking.
 """
 
 from __future__ import annotations
@@ -51,9 +57,15 @@ def covers_all_topics(uri: Any, match: Any) -> bool:
 class Listeners:
     """Subscription ids with a live subscriber, fed by the router's meta events."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, replay_horizon_s: float = 600.0,
+                 on_heard: Optional[Callable[[str], None]] = None) -> None:
+        """``on_heard(id)`` is told whenever an id is expected or subscribed to (the replay store tracks it)."""
         self.clock = clock
+        self.replay_horizon_s = replay_horizon_s
+        self.on_heard = on_heard
         self.known = False
+        self._heard: Dict[str, float] = {}  # estrom id -> when it last had (or was about to have) a subscriber
+        self._heard_after_prune = 0
         self._live: Dict[Any, str] = {}  # router subscription id -> estrom id
         self._live_ids: Dict[str, int] = {}
         self._broad: Set[Any] = set()  # router subscription ids of prefix/wildcard subscriptions
@@ -71,12 +83,33 @@ class Listeners:
             return False
         return True
 
+    def records(self, subscription_id: str) -> bool:
+        """Whether the replay store keeps this id's hits: wanted now, or heard within the replay horizon."""
+        if self.wants(subscription_id):
+            return True
+        heard = self._heard.get(subscription_id)
+        return heard is not None and self.clock() - heard <= self.replay_horizon_s
+
+    def last_heard(self, subscription_id: str) -> Optional[float]:
+        """When the id last had, or was about to have, a subscriber (``clock`` time), if within memory."""
+        return self._heard.get(subscription_id)
+
+    def _hear(self, subscription_id: str) -> None:
+        self._heard[subscription_id] = self.clock()
+        if len(self._heard) > 2 * self._heard_after_prune + 1024:  # amortised: forget what is past the horizon
+            oldest = self.clock() - self.replay_horizon_s
+            self._heard = {k: v for k, v in self._heard.items() if v >= oldest}
+            self._heard_after_prune = len(self._heard)
+        if self.on_heard is not None:
+            self.on_heard(subscription_id)
+
     def expect(self, subscription_id: str) -> None:
         """Someone registered or looked up this id: a subscriber is probably on its way."""
         self._expected[subscription_id] = self.clock() + EXPECT_GRACE_S
         if len(self._expected) > 100_000:  # forget the oldest expectations first
             now = self.clock()
             self._expected = {k: v for k, v in self._expected.items() if v >= now}
+        self._hear(subscription_id)
 
     def created(self, details: Mapping[str, Any]) -> None:
         """``wamp.subscription.on_create``: a topic got its first subscriber."""
@@ -89,6 +122,7 @@ class Listeners:
             self._expected.pop(estrom_id, None)
             self._live[router_id] = estrom_id
             self._live_ids[estrom_id] = self._live_ids.get(estrom_id, 0) + 1
+            self._hear(estrom_id)
 
     def deleted(self, router_id: Any) -> None:
         """``wamp.subscription.on_delete``: a topic lost its last subscriber."""
@@ -100,9 +134,13 @@ class Listeners:
                 self._live_ids[estrom_id] = left
             else:
                 self._live_ids.pop(estrom_id, None)
+                self._heard[estrom_id] = self.clock()  # its subscriber was there until now
 
     def forget(self) -> None:
-        """The router session ended: publish everything until the set is rebuilt."""
+        """The router session ended: publish everything until the set is rebuilt (heard times stay)."""
+        now = self.clock()
+        for estrom_id in self._live_ids:
+            self._heard[estrom_id] = now  # their subscribers were there until now and will come back
         self.known = False
         self._live.clear()
         self._live_ids.clear()

@@ -73,3 +73,60 @@ def test_leaving_the_router_publishes_everything_again() -> None:
     listeners = known(Clock())
     listeners.forget()
     assert listeners.wants("abc")
+
+
+# --- which subscriptions the replay store records -------------------------------------------------
+
+
+def test_a_wanted_subscription_is_recorded() -> None:
+    """What the Beater would publish to now, the replay store keeps."""
+    listeners = known(Clock())
+    listeners.created({"id": 7, "uri": "docs-for-abc", "match": "exact"})
+    assert listeners.records("abc") and not listeners.records("other")
+
+
+def test_a_subscription_stays_recorded_for_the_horizon_after_its_last_subscriber_left() -> None:
+    """A tail that lost its connection can resume: its hits are kept for replay_horizon_s after it went."""
+    clock = Clock()
+    listeners = Listeners(clock, replay_horizon_s=600)
+    listeners.known = True
+    listeners.created({"id": 7, "uri": "docs-for-abc", "match": "exact"})
+    clock.now += 3600  # subscribed for an hour
+    listeners.deleted(7)
+    clock.now += 599
+    assert not listeners.wants("abc") and listeners.records("abc")
+    clock.now += 2
+    assert not listeners.records("abc")
+
+
+def test_an_expected_subscription_is_recorded_for_the_horizon() -> None:
+    """A registration or lookup counts as hearing the id, past the publishing grace period."""
+    clock = Clock()
+    listeners = Listeners(clock, replay_horizon_s=600)
+    listeners.known = True
+    listeners.expect("abc")
+    clock.now += EXPECT_GRACE_S + 1
+    assert not listeners.wants("abc") and listeners.records("abc")
+
+
+def test_last_heard_times_survive_a_router_restart() -> None:
+    """forget() (the router session ended) keeps heard times, and stamps the live ids as heard now."""
+    clock = Clock()
+    listeners = Listeners(clock, replay_horizon_s=600)
+    listeners.known = True
+    listeners.created({"id": 7, "uri": "docs-for-abc", "match": "exact"})
+    clock.now += 100
+    listeners.forget()
+    assert listeners.last_heard("abc") == clock.now
+    listeners.known = True  # the new session's list does not have the tail yet
+    assert not listeners.wants("abc") and listeners.records("abc")
+
+
+def test_the_store_is_told_of_every_expected_or_subscribed_id() -> None:
+    """on_heard sees registrations, lookups and subscriptions, so the store tracks quiet ids too."""
+    heard = []
+    listeners = Listeners(Clock(), on_heard=heard.append)
+    listeners.expect("abc")
+    listeners.created({"id": 7, "uri": "docs-for-xyz", "match": "exact"})
+    listeners.created({"id": 8, "uri": "com.example.chat", "match": "exact"})
+    assert heard == ["abc", "xyz"]
