@@ -3,7 +3,11 @@
 A tail registers its query (or looks up its subscription id) through the
 Beater's RPCs, subscribes to the topic *before* it writes the header, so no
 document posted after the header was seen can be missed, and then writes each
-event's hits as they arrive.  Errors before the header are JSON 4xx/5xx bodies.
+event's hits as they arrive.  A tail that resumes (``since=``, ``Last-Event-ID``)
+holds the live hits aside while it pages through the Beater's replay store, one
+page at a time as its client takes them, then passes on the held ones it did not
+already replay.  Errors before the header are JSON 4xx/5xx bodies; refusals
+are never a 200, so a browser's EventSource does not reconnect in a storm.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 from autobahn.wamp.exception import ApplicationError
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -22,6 +26,7 @@ from estrom.web import NotFound, error_body, write_json
 from router import contract
 from tailor.limits import RETRY_AFTER_S, TailLimits
 from tailor.params import BadRequest, TailRequest, parse_tail
+from tailor.stream import Delivered
 from tailor.subscriptions import SubscriptionHub, replay
 from tailor.tail import Tail
 
@@ -34,6 +39,10 @@ _CLIENT_ERRORS = {
     contract.ERROR_INVALID_ARGUMENT: 400,
     contract.ERROR_UNKNOWN_SUBSCRIPTION: 404,
 }
+
+
+class TailGone(Exception):
+    """The client of a replaying tail went away."""
 
 
 def status_for(error_uri: str) -> int:
@@ -144,8 +153,15 @@ class DocsResource(Resource):
         def gap(missed: Optional[int]) -> None:
             tail.notice("gap", gap=True, missed=missed)
 
+        def page(hits: List[Delivered]) -> "Optional[Deferred[None]]":
+            if tail.closed:
+                raise TailGone()  # the client left: stop paging
+            return tail.replayed(hits)
+
         try:
-            await replay(session, tail.subscription_id, since, tail.replayed, gap)
+            await replay(session, tail.subscription_id, since, page, gap)
+        except TailGone:
+            return
         except Exception as e:
             log.warn("replaying {id} for a resumed tail failed: {e}", id=tail.subscription_id, e=e)
             gap(None)

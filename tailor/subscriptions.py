@@ -40,7 +40,8 @@ class Sink(Protocol):
         """An in-band record, e.g. ``gap``."""
 
 
-Replayed = Callable[[List[Delivered]], None]
+Replayed = Callable[[List[Delivered]], "Optional[Deferred[None]]"]
+"""Takes one page of a replay; may answer a Deferred that fires when the next page is wanted."""
 
 
 async def replay(session: Any, subscription_id: str, since: Dict[str, int], hits: Replayed,
@@ -55,7 +56,9 @@ async def replay(session: Any, subscription_id: str, since: Dict[str, int], hits
         first = False
         page = [(int(seq), bytes(data)) for seq, data in answer.get("hits", [])]
         if page:
-            hits(page)
+            wait = hits(page)
+            if wait is not None:
+                await wait
             cursor = {"seq": page[-1][0]}
         if not page or not answer.get("more"):
             return
@@ -78,6 +81,7 @@ class _Entry:
         self.held: Optional[List[Delivered]] = None  # live hits waiting for a catch-up to end
 
     def pass_on(self, hits: List[Delivered], subscription_id: str) -> None:
+        """Give every sink the hits it has not had (by event id)."""
         fresh = [hit for hit in hits if hit[0] > self.last_seq]
         if not fresh:
             return
@@ -89,6 +93,7 @@ class _Entry:
                 log.failure("delivering to a tail of {id} failed", id=subscription_id)
 
     def cursor(self) -> Dict[str, int]:
+        """Where a catch-up starts: after the last hit passed on, else at the time of subscribing."""
         return {"seq": self.last_seq} if self.last_seq else {"time_ms": self.since_ms}
 
 

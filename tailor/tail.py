@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.web.server import Request
@@ -69,6 +70,7 @@ class Tail:
         self.dropped_total = 0
         self.written = 0
         self._held: Optional[List[Delivered]] = None
+        self._drain_waiters: List["Deferred[None]"] = []
         self._on_closed = on_closed
         self._timers: List[IDelayedCall] = []
         self._timeout_s = timeout
@@ -122,10 +124,21 @@ class Tail:
             return
         self._accept(hits)
 
-    def replayed(self, hits: Sequence[Delivered]) -> None:
-        """Hits from the replay store (in order, older than any held live hit)."""
-        if not self.closed:
-            self._accept(hits)
+    def replayed(self, hits: Sequence[Delivered]) -> "Optional[Deferred[None]]":
+        """Hits from the replay store (in order, older than any held live hit).
+
+        Returns a Deferred that fires once the client has taken them, if it has not yet: the
+        replay asks for its next page only then, so a long replay never overflows the buffer
+        of a client that reads at its own pace.
+        """
+        if self.closed:
+            return None
+        self._accept(hits)
+        if not self.paused and not self.pending:
+            return None
+        waiter: "Deferred[None]" = Deferred()
+        self._drain_waiters.append(waiter)
+        return waiter
 
     def notice(self, kind: str, **details: Any) -> None:
         """Tell the client something in-band: ``{"_estrom": {kind: ..., ...}}`` (e.g. a gap)."""
@@ -167,6 +180,7 @@ class Tail:
         for timer in self._timers:
             if timer.active():
                 timer.cancel()
+        self._wake_drain_waiters()  # a replay waiting for this client stops at its next page
         if self._heartbeat.running:
             self._heartbeat.stop()
         self._on_closed(self)
@@ -187,6 +201,13 @@ class Tail:
         """The client reads again: tell it what was dropped, then write what waited."""
         self.paused = False
         self._flush_pending()
+        if not self.paused:
+            self._wake_drain_waiters()
+
+    def _wake_drain_waiters(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
 
     def stopProducing(self) -> None:
         """The connection is gone."""
