@@ -13,6 +13,7 @@ from beater import http, wamp
 from beater.listeners import Listeners
 from beater.percolator.base import Percolator
 from beater.pipeline import Pipeline
+from beater.replay import ReplayStore
 from beater.sequence import Sequencer
 from beater.service import Beater
 from estrom.settings import Settings
@@ -64,7 +65,11 @@ def make_beater(settings: Settings, reactor: Any = None) -> BeaterApp:
 
         reactor = default_reactor
     holder = SessionHolder()
-    listeners = Listeners()
+    listeners = Listeners(replay_horizon_s=settings.replay_max_age_s)
+    # The store keeps what recorded subscriptions matched; it learns of each id as soon as someone
+    # asks for it (register, lookup, subscribe), so a quiet subscription resumes without a false gap.
+    replay = ReplayStore(listeners.records, max_docs=settings.replay_max_docs, max_age_s=settings.replay_max_age_s)
+    listeners.on_heard = replay.track
     percolator = make_percolator(settings)
     pipeline = Pipeline(
         percolator,
@@ -73,8 +78,10 @@ def make_beater(settings: Settings, reactor: Any = None) -> BeaterApp:
         reactor,
         batch_size=settings.batch_size,
         delay=settings.batch_delay_ms / 1000.0,
+        replay=replay,
     )
-    beater = Beater(percolator, pipeline, settings.index_mappings)
+    pipeline.metrics.watch_replay(replay)
+    beater = Beater(percolator, pipeline, settings.index_mappings, replay)
     component = service_component(settings.router_url, contract.ROLE_BEATER, settings.ticket(contract.ROLE_BEATER), settings.service_transport)
     wamp.attach(component, beater, holder, listeners)
 

@@ -6,9 +6,13 @@ several Beaters in one process (tests, benchmarks) never share or clash.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+if TYPE_CHECKING:
+    from beater.replay import ReplayStore
 
 # Micro-batches take from well under a millisecond to seconds (a slow Elasticsearch).
 _BATCH_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -43,9 +47,31 @@ class BeaterMetrics:
         )
         self.router_connected = Gauge("estrom_router_connected", "1 while the Beater holds a router session", registry=self.registry)
 
+    def watch_replay(self, store: "ReplayStore") -> None:
+        """Expose the replay store's size and evictions, read from the store at each scrape."""
+        self.registry.register(_ReplayCollector(store))
+
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text exposition format."""
         return generate_latest(self.registry)
+
+
+class _ReplayCollector:
+    """The replay store's figures at scrape time: the store stays pure logic, with plain counters."""
+
+    def __init__(self, store: "ReplayStore") -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        """Documents, bytes and (document, subscription) pairs held; evictions by reason."""
+        stats = self.store.stats()
+        yield GaugeMetricFamily("estrom_replay_documents", "Matched documents held for replay", value=stats["documents"])
+        yield GaugeMetricFamily("estrom_replay_bytes", "Bytes of the documents held for replay", value=stats["bytes"])
+        yield GaugeMetricFamily("estrom_replay_pairs", "(document, subscription) pairs held for replay", value=stats["pairs"])
+        evictions = CounterMetricFamily("estrom_replay_evictions", "Documents evicted from the replay store", labels=["reason"])
+        for reason, count in self.store.evictions.items():
+            evictions.add_metric([reason], count)
+        yield evictions
 
 
 __all__ = ["BeaterMetrics"]

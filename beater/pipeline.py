@@ -11,6 +11,10 @@ With an in-process percolator a batch is matched in slices of about
 the next slice is matched: the router and the Tailor deliver the first
 documents of a large batch on the other core while the Beater still matches
 the rest, instead of every document waiting for the whole batch.
+
+Each slice's hits go into the replay store (if any) before they are
+published, in the same reactor turn: a replay answered at any moment, plus
+the live events that follow it, covers every hit.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from beater.hits import Hit, make_hit, received_now
 from beater.ingest import Incoming
 from beater.metrics import BeaterMetrics
 from beater.percolator.base import Percolator
+from beater.replay import ReplayStore
 from beater.sequence import Sequencer
 
 Publish = Callable[[str, List[Hit]], Awaitable[Optional[bool]]]
@@ -95,6 +100,7 @@ class Pipeline:
         delay: float = 0.0,
         metrics: Optional[BeaterMetrics] = None,
         slice_seconds: float = 0.004,
+        replay: Optional[ReplayStore] = None,
     ) -> None:
         self.percolator = percolator
         self.publish = publish
@@ -104,6 +110,7 @@ class Pipeline:
         self.delay = delay
         self.metrics = metrics if metrics is not None else BeaterMetrics()
         self.slice_seconds = slice_seconds
+        self.replay = replay
         self._seconds_per_document = 0.0  # moving average of matching time, sizes the slices
         self._queues: Dict[str, List[Tuple[Incoming, _Submission]]] = OrderedDict()
         self._timer: Optional[IDelayedCall] = None
@@ -178,6 +185,8 @@ class Pipeline:
                 before = self.clock.seconds()
                 matched = await self.percolator.percolate(index, sources[start:end])
                 self._timed(end - start, self.clock.seconds() - before)
+                if self.replay is not None:  # before publishing: what a tail can ask for is never behind it
+                    self.replay.record(index, hits[start:end], matched)
                 grouped = group_by_subscription(hits[start:end], matched)
                 unheard = 0
                 for sub_id, sub_hits in grouped.items():

@@ -80,6 +80,8 @@ def attach(component: Component, beater: Beater, holder: SessionHolder, listener
         await session.register(_as_wamp_errors(_expecting(beater.register, listeners)), contract.PROC_REGISTER, options=options)
         await session.register(_as_wamp_errors(_expecting(beater.lookup, listeners)), contract.PROC_LOOKUP, options=options)
         await session.register(_as_wamp_errors(beater.ingest_documents), contract.PROC_INGEST, options=options)
+        # Not through _expecting: a replay follows a subscription the router already reported.
+        await session.register(_as_wamp_errors(beater.replay), contract.PROC_REPLAY, options=options)
         holder.ready = True  # health answers 200 from here on
 
     @component.on_leave

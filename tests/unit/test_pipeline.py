@@ -267,3 +267,58 @@ class ResumePointTests(SynchronousTestCase):
     def test_an_array_resumes_at_the_item(self) -> None:
         error = self.ingest_failing_after(2, b'[{"m": 1}, {"m": 2}, {"m": 3}]')
         self.assertEqual(error.to_json()["retry_from"], {"item": 2})
+
+
+class ReplayRecordingTests(SynchronousTestCase):
+    """Each slice's hits are in the replay store before they are published."""
+
+    def setUp(self) -> None:
+        from beater.replay import ReplayStore
+
+        self.clock = Clock()
+        self.store = ReplayStore(lambda sub_id: True)
+        self.store.track("a")
+        self.log: List[str] = []
+
+    def replayable(self) -> List[int]:
+        return [seq for seq, _ in self.store.replay("i", "a", since_seq=0).hits]
+
+    def test_a_slice_is_recorded_before_its_publish(self) -> None:
+        """When the publish of a hit happens, a replay already answers it: replay + live events miss nothing."""
+        async def publish(sub_id: str, hits: List[Any]) -> None:
+            self.log.append(f"publish {[h['_seq'] for h in hits]} replayable {self.replayable()}")
+
+        pipeline = Pipeline(WordPercolator(["a"]), publish, Sequencer(None), self.clock, replay=self.store)
+        d = pipeline.submit("i", docs("a", "b", "a"))
+        self.clock.advance(0)
+        self.successResultOf(d)
+        self.assertEqual(self.log, ["publish [1, 3] replayable [1, 3]"])
+
+    def test_each_slice_is_recorded_before_its_own_publish_and_not_before_it_is_matched(self) -> None:
+        """Slices are recorded one by one, each just before its publish."""
+        async def publish(sub_id: str, hits: List[Any]) -> None:
+            self.log.append(f"publish {[h['_seq'] for h in hits]} replayable {self.replayable()}")
+
+        percolator = TimedPercolator(["a"], self.clock, cost=0.0005, log=self.log)
+        pipeline = Pipeline(percolator, publish, Sequencer(None), self.clock, batch_size=100, slice_seconds=0.002,
+                            replay=self.store)
+        for batch in (docs("b"), docs(*["a"] * 8)):  # the first shows the cost: the second is cut in two
+            d = pipeline.submit("i", batch)
+            while not d.called:
+                self.clock.advance(0)
+        self.assertEqual([entry for entry in self.log if entry.startswith("publish")],
+                         ["publish [2, 3, 4, 5] replayable [2, 3, 4, 5]",
+                          "publish [6, 7, 8, 9] replayable [2, 3, 4, 5, 6, 7, 8, 9]"])
+
+    def test_without_a_store_the_pipeline_publishes_as_before(self) -> None:
+        """The store is optional: no replay, same publishes."""
+        published: List[str] = []
+
+        async def publish(sub_id: str, hits: List[Any]) -> None:
+            published.append(sub_id)
+
+        pipeline = Pipeline(WordPercolator(["a"]), publish, Sequencer(None), self.clock)
+        d = pipeline.submit("i", docs("a"))
+        self.clock.advance(0)
+        self.successResultOf(d)
+        self.assertEqual(published, ["a"])

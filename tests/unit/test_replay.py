@@ -338,3 +338,102 @@ def test_exactly_one_cursor_is_required(feed: Feed) -> None:
         feed.store.replay("i", "a")
     with pytest.raises(ValueError):
         feed.store.replay("i", "a", since_seq=1, since_ms=1)
+
+
+# --- the operation: Beater.replay and its WAMP errors ------------------------------------------------
+
+
+class Registered:
+    """A registration as the percolator's lookup answers it."""
+
+    def __init__(self, sub_id: str, index: str) -> None:
+        self.id, self.index = sub_id, index
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"id": self.id, "index": self.index}
+
+
+class LookupOnly:
+    """A percolator that knows one registration: "a" on index "i"."""
+
+    async def lookup(self, sub_id: str) -> Optional[Registered]:
+        return Registered(sub_id, "i") if sub_id == "a" else None
+
+
+def beater_over(feed: Feed) -> Any:
+    from beater.service import Beater
+
+    return Beater(LookupOnly(), None, replay=feed.store)  # type: ignore[arg-type]
+
+
+def call(fn: Any, *args: Any) -> Any:
+    """Run a coroutine function that never waits (the stubs answer at once)."""
+    from twisted.internet.defer import ensureDeferred
+
+    results: List[Any] = []
+    ensureDeferred(fn(*args)).addBoth(results.append)
+    [result] = results
+    if hasattr(result, "raiseException"):
+        result.raiseException()
+    return result
+
+
+def test_beater_replay_looks_up_the_index_and_answers_the_page(feed: Feed) -> None:
+    """Beater.replay(id, since, limit) finds the subscription's index and answers the store's page as JSON."""
+    feed.store.track("a")
+    feed.batch(["a"], ["a"], ["a"])
+    answer = call(beater_over(feed).replay, "a", {"seq": 1}, 1)
+    assert [seq for seq, _ in answer["hits"]] == [2]
+    assert (answer["gap"], answer["missed"], answer["more"]) == (False, 0, True)
+
+
+def test_beater_replay_caps_the_limit(feed: Feed) -> None:
+    """A limit above 1000 is served as 1000, not refused."""
+    feed.store.track("a")
+    feed.batch(*[["a"]] * 1001)
+    answer = call(beater_over(feed).replay, "a", {"time_ms": 0}, 10**9)
+    assert len(answer["hits"]) == 1000 and answer["more"]
+
+
+def test_an_unknown_subscription_is_an_unknown_subscription_error(feed: Feed) -> None:
+    """Ids the Beater never registered are refused with estrom.error.unknown_subscription."""
+    from beater.errors import UnknownSubscription
+
+    with pytest.raises(UnknownSubscription):
+        call(beater_over(feed).replay, "nope", {"seq": 0})
+
+
+@pytest.mark.parametrize("since", [None, 5, "5", {}, {"seq": -1}, {"seq": True}, {"seq": 1.5}, {"seq": "1"},
+                                   {"time": 5}, {"seq": 1, "time_ms": 2}, {"time_ms": 2 ** 70}])
+def test_a_malformed_since_is_an_invalid_argument(feed: Feed, since: Any) -> None:
+    """since must be exactly {"seq": int >= 0} or {"time_ms": int >= 0}."""
+    from beater.errors import EstromError
+
+    with pytest.raises(EstromError) as caught:
+        call(beater_over(feed).replay, "a", since)
+    assert caught.value.uri == "estrom.error.invalid_argument"
+
+
+@pytest.mark.parametrize("limit", [0, -3, 2.5, "10", True])
+def test_a_malformed_limit_is_an_invalid_argument(feed: Feed, limit: Any) -> None:
+    """limit must be an integer >= 1."""
+    from beater.errors import EstromError
+
+    with pytest.raises(EstromError) as caught:
+        call(beater_over(feed).replay, "a", {"seq": 0}, limit)
+    assert caught.value.uri == "estrom.error.invalid_argument"
+
+
+def test_over_wamp_errors_are_application_errors_with_estrom_uris(feed: Feed) -> None:
+    """The WAMP adapter turns the operation's errors into ApplicationError with estrom.error.* URIs."""
+    from autobahn.wamp.exception import ApplicationError
+
+    from beater.wamp import _as_wamp_errors
+
+    replay = _as_wamp_errors(beater_over(feed).replay)
+    for args, uri in (((("nope", {"seq": 0})), "estrom.error.unknown_subscription"),
+                      ((("a", {"seq": "x"})), "estrom.error.invalid_argument"),
+                      ((("a",)), "estrom.error.invalid_argument")):  # since missing
+        with pytest.raises(ApplicationError) as caught:
+            call(replay, *args)
+        assert caught.value.error == uri

@@ -54,3 +54,21 @@ def test_render_moves_endpoint_and_path_only() -> None:
     assert transport["endpoint"] == {"type": "tcp", "interface": "0.0.0.0", "port": 9999}
     assert "wamp" in transport["websocket"] and "ws" not in transport["websocket"]
     assert rendered["workers"][0]["realms"] == template["workers"][0]["realms"]
+
+
+def allowed(role: str, uri: str, action: str) -> bool:
+    """Whether ``role`` may do ``action`` on ``uri``, resolved as Crossbar does: an exact
+    permission first, else the longest matching prefix, else a wildcard (none are used here)."""
+    granted = permissions(role)
+    if (uri, "exact") in granted:
+        return bool(granted[(uri, "exact")].get(action))
+    prefixes = [p for (p, match) in granted if match == "prefix" and uri.startswith(p)]
+    return bool(prefixes) and bool(granted[(max(prefixes, key=len), "prefix")].get(action))
+
+
+def test_only_services_may_call_replay() -> None:
+    """estrom.replay hands out every subscription's recent hits: the tailor and beater roles may call it, anonymous not."""
+    assert allowed(contract.ROLE_TAILOR, contract.PROC_REPLAY, "call")
+    assert allowed(contract.ROLE_BEATER, contract.PROC_REPLAY, "register")
+    assert not allowed(contract.ROLE_ANONYMOUS, contract.PROC_REPLAY, "call")
+    assert allowed(contract.ROLE_ANONYMOUS, contract.PROC_LOOKUP, "call")  # the resolver does grant what is granted
