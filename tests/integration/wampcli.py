@@ -3,8 +3,14 @@
     wampcli.py URL call PROCEDURE JSON_ARGS          prints {"result": ...} or {"error": uri, ...}
     wampcli.py URL subscribe TOPIC COUNT TIMEOUT     prints "subscribed", then one line of JSON per hit
     wampcli.py URL publish TOPIC JSON_ARG            acknowledged publish; prints {"ok": true} or {"error": uri}
+    wampcli.py URL replay SECRETS_JSON ID SINCE_JSON LIMIT
+                                                     estrom.replay as the tailor role; prints {"result": ...}
+                                                     with each hit's bytes decoded to text and "binary": whether
+                                                     all of them came as bytes, or {"error": uri, ...}
 
-It joins realm ``estrom`` anonymously, as any WAMP client of estrom would.
+It joins realm ``estrom`` anonymously, as any WAMP client of estrom would, except
+``replay``, which authenticates with the tailor's ticket from ``<data-dir>/secrets.json``
+(the procedure is for services only) and speaks CBOR, as the Tailor does.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import json
 import sys
 
 import txaio
-from typing import Any, List
+from pathlib import Path
+from typing import Any, Dict, List
 
 from autobahn.twisted.component import Component, run
 from autobahn.wamp.exception import ApplicationError
@@ -33,7 +40,13 @@ def emit(value: Any) -> None:
 def main(argv: List[str]) -> None:
     """Run one command against the router at ``argv[0]``."""
     url, command, *rest = argv
-    component = Component(transports=[{"url": url, "type": "websocket", "max_retries": 0}], realm="estrom")
+    transport: Dict[str, Any] = {"url": url, "type": "websocket", "max_retries": 0}
+    authentication: Dict[str, Any] = {}
+    if command == "replay":
+        ticket = json.loads(Path(rest[0]).read_text())["tailor"]
+        transport["serializers"] = ["cbor"]  # byte strings stay bytes (JSON would carry them as base64)
+        authentication = {"ticket": {"authid": "tailor", "ticket": ticket}}
+    component = Component(transports=[transport], realm="estrom", authentication=authentication or None)
 
     @component.on_join
     async def joined(session: Any, details: Any) -> None:
@@ -51,6 +64,16 @@ def main(argv: List[str]) -> None:
                     emit({"ok": True})
                 except ApplicationError as e:
                     emit({"error": e.error})
+            elif command == "replay":
+                sub_id, since, limit = rest[1], json.loads(rest[2]), int(rest[3])
+                try:
+                    answer = await session.call("estrom.replay", sub_id, since, limit)
+                except ApplicationError as e:
+                    emit({"error": e.error, "args": list(e.args), "kwargs": e.kwargs})
+                else:
+                    binary = all(isinstance(data, bytes) for _, data in answer["hits"])
+                    answer["hits"] = [[seq, data.decode() if isinstance(data, bytes) else data] for seq, data in answer["hits"]]
+                    emit({"result": answer, "binary": binary})
             elif command == "subscribe":
                 topic, count, timeout = rest[0], int(rest[1]), float(rest[2])
                 done: Deferred[None] = Deferred()
