@@ -173,7 +173,12 @@ class Supervisor:
         for w in self.watched:
             if self.stopping or w.restarting:
                 continue
-            code = w.part.reap()
+            try:
+                code = w.part.reap()
+            except Exception:
+                # Never let one failed look end the LoopingCall: nothing would be watched any more.
+                log.failure("could not check on {name}", name=w.part.name)
+                continue
             if code is not None:
                 # A part that ends by itself (not by a signal) usually said why before it went.
                 output = "" if code < 0 else summarize_output(w.part.output_tail())
@@ -184,10 +189,19 @@ class Supervisor:
         w.restarts += 1
         w.restarting = True
         self._say(exit_line(w.part.name, w.part.pid, what, delay, w.restarts, output))
-        w.pending = self.reactor.callLater(delay, lambda: ensureDeferred(self._restart(w)))
+        w.pending = self.reactor.callLater(delay, lambda: ensureDeferred(self._restart_or_retry(w)))
+
+    async def _restart_or_retry(self, w: _Watched) -> None:
+        """Restart ``w``; if that fails unexpectedly, say so and try again later rather than give up on it."""
+        w.pending = None
+        try:
+            await self._restart(w)
+        except Exception as e:
+            if not self.stopping:
+                log.failure("restarting {name} failed", name=w.part.name)
+                self._schedule_restart(w, f"could not be restarted ({e})")
 
     async def _restart(self, w: _Watched) -> None:
-        w.pending = None
         if self.stopping:
             return
         try:

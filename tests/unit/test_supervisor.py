@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import signal
+from typing import Optional, Tuple
 
-from estrom.supervisor import BackoffPolicy, describe_exit, exit_line, next_restart, summarize_output
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import Clock
+
+from estrom.supervisor import BackoffPolicy, Supervisor, describe_exit, exit_line, next_restart, summarize_output
 
 POLICY = BackoffPolicy(initial=0.5, factor=2.0, maximum=30.0, stable_after=60.0)
 
@@ -89,3 +94,74 @@ def test_long_output_is_cut_from_the_front() -> None:
 def test_no_output_gives_an_empty_summary() -> None:
     """Nothing written: nothing appended to the line."""
     assert summarize_output("\n \n") == ""
+
+
+class ScriptedPart:
+    """A stand-in for a process: it 'exits' when a test says so and counts its starts."""
+
+    name = "beater"
+
+    def __init__(self) -> None:
+        self.pid = 100
+        self.returncode: Optional[int] = None
+        self.starts = 0
+        self.output = ""
+
+    def start(self) -> None:
+        self.starts += 1
+        self.pid += 1
+        self.returncode = None
+
+    def reap(self) -> Optional[int]:
+        return self.returncode
+
+    async def wait_ready(self, reactor: object) -> None:
+        return None
+
+    def output_tail(self) -> str:
+        return self.output
+
+    async def stop(self, reactor: object) -> None:
+        return None
+
+
+def supervised(part: ScriptedPart) -> Tuple[Supervisor, Clock, io.StringIO]:
+    """A started Supervisor of ``part`` on a fake clock, and the lines it printed."""
+    clock, out = Clock(), io.StringIO()
+    supervisor = Supervisor(clock, [part], POLICY, poll_s=0.2, out=out, clock=clock.seconds)
+    supervisor.start()
+    return supervisor, clock, out
+
+
+def test_an_exit_is_reported_once_and_restarted_after_the_delay() -> None:
+    """One line per exit, however often the part is polled; the restart comes after 0.5 s."""
+    part = ScriptedPart()
+    _, clock, out = supervised(part)
+    part.returncode = -signal.SIGKILL
+    clock.pump([0.2] * 3)  # 0.6 s: found dead at 0.2 s, restarted at 0.7 s
+    assert part.starts == 0
+    clock.advance(0.1)
+    assert part.starts == 1
+    assert out.getvalue() == "estrom: beater (pid 100) was killed by SIGKILL; restarting in 0.5 s (restart 1)\n"
+
+
+def test_an_exit_by_itself_is_reported_with_its_last_output() -> None:
+    """A part that exits with a code (not a signal) has its last output on the line."""
+    part = ScriptedPart()
+    _, clock, out = supervised(part)
+    part.output = "Traceback...\nValueError: bad setting\n"
+    part.returncode = 1
+    clock.advance(0.2)
+    assert out.getvalue().rstrip("\n").endswith("(restart 1); last output: Traceback... | ValueError: bad setting")
+
+
+def test_stopping_during_the_back_off_cancels_the_restart() -> None:
+    """Once the supervisor is stopped, a pending restart never happens."""
+    part = ScriptedPart()
+    supervisor, clock, _ = supervised(part)
+    part.returncode = 3
+    clock.advance(0.2)
+    ensureDeferred(supervisor.stop())
+    clock.pump([1.0] * 60)
+    assert part.starts == 0
+    assert clock.getDelayedCalls() == []
