@@ -185,9 +185,9 @@ class Pipeline:
                 before = self.clock.seconds()
                 matched = await self.percolator.percolate(index, sources[start:end])
                 self._timed(end - start, self.clock.seconds() - before)
-                if self.replay is not None:  # before publishing: what a tail can ask for is never behind it
-                    self.replay.record(index, hits[start:end], matched)
                 grouped = group_by_subscription(hits[start:end], matched)
+                if self.replay is not None:  # before publishing: what a tail can ask for is never behind it
+                    self.replay.record(index, hits[start:end], grouped)
                 unheard = 0
                 for sub_id, sub_hits in grouped.items():
                     if await self.publish(sub_id, sub_hits) is False:

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set
 import pytest
 
 from beater.hits import encode_hit, make_hit
+from beater.pipeline import group_by_subscription
 from beater.replay import ReplayPage, ReplayStore
 
 
@@ -55,7 +56,7 @@ class Feed:
         hits = [make_hit(index, {"n": first + k}, first + k, self.clock.iso(), f"d{first + k}") for k in range(len(matches))]
         for hit in hits:
             self.hits[hit["_seq"]] = hit
-        self.store.record(index, hits, [list(m) for m in matches])
+        self.store.record(index, hits, group_by_subscription(hits, matches))
         return [h["_seq"] for h in hits]
 
     def since(self, sub_id: str = "a", seq: Optional[int] = None, ms: Optional[int] = None, index: str = "i",
