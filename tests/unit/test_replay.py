@@ -274,6 +274,17 @@ def test_a_subscription_never_recorded_reports_a_gap_while_there_was_traffic(fee
     assert feed.since("z", seq=2).gap is False
 
 
+def test_a_subscription_recorded_without_being_tracked_is_whole_only_from_its_first_recorded_hit(clock: WallClock) -> None:
+    """Recorded first while the router's list was unknown: earlier hits of it may have passed unrecorded."""
+    feed = Feed(clock, recorded=set())
+    feed.batch(["a"])  # nobody records "a" yet: lost to replay
+    feed.recorded.add("a")  # e.g. the router session ended: every id is wanted
+    feed.batch(["a"], ["a"])
+    page = feed.since(seq=0)
+    assert seqs(page) == [2, 3] and (page.gap, page.missed) == (True, None)
+    assert feed.since(seq=1).gap is False
+
+
 def test_a_restarted_beaters_empty_store_reports_a_gap(clock: WallClock) -> None:
     """After a restart the store starts empty and seqs jump ahead: seqs and times of the last run are gaps."""
     before = Feed(clock)
