@@ -17,6 +17,7 @@ from beater.replay import ReplayStore
 from beater.sequence import Sequencer
 from beater.service import Beater
 from estrom.settings import Settings
+from estrom.web import json_site
 from router import contract
 from router.client import SessionHolder, service_component
 
@@ -88,6 +89,5 @@ def make_beater(settings: Settings, reactor: Any = None) -> BeaterApp:
     def router_ready() -> bool:
         return holder.session is not None and holder.ready
 
-    site = Site(http.Root(beater, router_ready))
-    site.displayTracebacks = False
+    site = json_site(http.Root(beater, router_ready))
     return BeaterApp(settings, beater, site, component, holder, reactor)
