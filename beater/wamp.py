@@ -82,6 +82,7 @@ def attach(component: Component, beater: Beater, holder: SessionHolder, listener
         await session.register(_as_wamp_errors(beater.ingest_documents), contract.PROC_INGEST, options=options)
         # Not through _expecting: a replay follows a subscription the router already reported.
         await session.register(_as_wamp_errors(beater.replay), contract.PROC_REPLAY, options=options)
+        await session.register(lambda: {"percolator": beater.percolator.name}, contract.PROC_HEALTH, options=options)
         holder.ready = True  # health answers 200 from here on
 
     @component.on_leave

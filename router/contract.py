@@ -24,6 +24,8 @@ PROC_REPLAY = "estrom.replay"
 """``estrom.replay(subscription_id, since, limit=1000)`` → ``{"hits": [[seq, json bytes], ...], "gap", "missed", "more"}``
 (services only): what the subscription matched after ``since`` (``{"seq": n}``, exclusive, or ``{"time_ms": t}``,
 inclusive), from the Beater's bounded replay store; tails resume through it without a gap."""
+PROC_HEALTH = "estrom.health"
+"""``estrom.health()`` → ``{"percolator": name}`` (services only): a Tailor's probe that a Beater serves."""
 PROC_INGEST = "estrom.ingest"
 """``estrom.ingest(index, docs)`` → ingest report (beater role and services only)."""
 

@@ -8,6 +8,7 @@ from typing import Any, Optional
 from autobahn.twisted.component import Component
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
 from twisted.web.server import Site
 
 from estrom.settings import Settings
@@ -16,6 +17,8 @@ from router import contract
 from router.client import SessionHolder, service_component
 from tailor import http
 from tailor.subscriptions import SubscriptionHub
+
+log = Logger()
 
 
 @dataclass
@@ -49,14 +52,15 @@ def make_tailor(settings: Settings, reactor: Any = None) -> TailorApp:
 
         reactor = default_reactor
     holder = SessionHolder()
-    hub = SubscriptionHub()
+    hub = SubscriptionHub(clock=reactor)
     component = service_component(settings.router_url, contract.ROLE_TAILOR, settings.ticket(contract.ROLE_TAILOR), settings.service_transport)
     holder.attach(component)
 
     @component.on_join
     def _joined(session: Any, details: Any) -> Any:
         hub.session = session
-        return ensureDeferred(hub.resubscribe_all())
+        # Not returned: catching up may wait for a Beater that rejoins later, and the join must not.
+        ensureDeferred(hub.resubscribe_all()).addErrback(lambda f: log.failure("resubscribing failed", f))
 
     @component.on_leave
     def _left(session: Any, details: Any) -> None:

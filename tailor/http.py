@@ -176,13 +176,11 @@ BEATER_PROBE_S = 2.0
 
 
 async def beater_answers(session: Any, clock: IReactorTime) -> bool:
-    """Whether a Beater serves the registration RPCs: a lookup of an id nobody has must say "unknown"."""
-    d = session.call(contract.PROC_LOOKUP, "health-probe")
+    """Whether a Beater serves its RPCs (registration, replay) through the router right now."""
+    d = session.call(contract.PROC_HEALTH)
     d.addTimeout(BEATER_PROBE_S, clock)
     try:
         await d
-    except ApplicationError as e:
-        return e.error == contract.ERROR_UNKNOWN_SUBSCRIPTION
     except Exception:
         return False
     return True

@@ -18,7 +18,9 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from router import contract
@@ -28,6 +30,10 @@ from tailor.stream import Delivered
 log = Logger()
 
 REPLAY_PAGE = 1000
+HELD_MAX = 10_000
+"""Most live hits an id holds while it catches up; past it the oldest go and the tails are told of a gap."""
+CATCH_UP_RETRIES_S = (0.25, 0.5, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0, 8.0, 8.0)
+"""Waits between attempts to catch up after a rejoin (about 30 s in all): the Beater may rejoin later."""
 
 
 class Sink(Protocol):
@@ -79,6 +85,7 @@ class _Entry:
         self.last_seq = 0  # event id of the last hit passed on
         self.since_ms = since_ms  # when it first subscribed: where a catch-up starts if no hit came yet
         self.held: Optional[List[Delivered]] = None  # live hits waiting for a catch-up to end
+        self.held_overflowed = False
 
     def pass_on(self, hits: List[Delivered], subscription_id: str) -> None:
         """Give every sink the hits it has not had (by event id)."""
@@ -102,9 +109,10 @@ class SubscriptionHub:
 
     ENCODED_CACHE = 4096
 
-    def __init__(self, clock_ms: Callable[[], int] = now_ms) -> None:
+    def __init__(self, clock_ms: Callable[[], int] = now_ms, clock: Optional[IReactorTime] = None) -> None:
         self.session: Any = None
         self.clock_ms = clock_ms
+        self.clock = clock  # for retrying a catch-up; None: no retries (unit tests)
         self._entries: Dict[str, _Entry] = {}
         # A document matching several tailed queries arrives once per topic: encode it once.
         self._encoded: "OrderedDict[Tuple[Any, Any, Any], bytes]" = OrderedDict()
@@ -186,20 +194,29 @@ class SubscriptionHub:
             delivered = [(hit.get("_seq", 0) if isinstance(hit, dict) else 0, self.encode(hit)) for hit in hits]
             if entry.held is not None:
                 entry.held.extend(delivered)
+                if len(entry.held) > HELD_MAX:  # a catch-up that takes long must not take memory without bound
+                    del entry.held[: len(entry.held) - HELD_MAX]
+                    entry.held_overflowed = True
             else:
                 entry.pass_on(delivered, subscription_id)
 
         entry.subscription = await session.subscribe(on_event, contract.topic_for(subscription_id))
 
     async def resubscribe_all(self) -> None:
-        """After a (re)join: subscribe every id that still has sinks, and catch up on what it missed."""
+        """After a (re)join: subscribe every id that still has sinks, and catch each up on what it missed.
+
+        The ids catch up side by side: one whose Beater answers late does not hold up the others.
+        """
+        catching_up = []
         for subscription_id, entry in list(self._entries.items()):
             entry.subscription = None
             if entry.listeners:
-                try:
-                    await self._catch_up(subscription_id, entry)
-                except Exception:
-                    log.failure("resubscribing {id} failed", id=subscription_id)
+                catching_up.append(ensureDeferred(self._catch_up(subscription_id, entry)))
+        for done in catching_up:
+            try:
+                await done
+            except Exception:
+                log.failure("resubscribing after a rejoin failed")
 
     async def _catch_up(self, subscription_id: str, entry: _Entry) -> None:
         entry.held = []
@@ -211,12 +228,22 @@ class SubscriptionHub:
                 for sink in list(entry.listeners):
                     sink.notice("gap", gap=True, missed=missed)
 
-            try:
-                await replay(session, subscription_id, entry.cursor(), lambda hits: entry.pass_on(hits, subscription_id), gap)
-            except Exception as e:
-                log.warn("catching up {id} after a reconnect failed: {e}", id=subscription_id, e=e)
-                gap(None)
+            # The Beater may rejoin the restarted router after this Tailor: try again for a while.
+            for delay in (*CATCH_UP_RETRIES_S, None):
+                try:
+                    await replay(session, subscription_id, entry.cursor(), lambda hits: entry.pass_on(hits, subscription_id), gap)
+                    break
+                except Exception as e:
+                    if delay is None or self.session is not session or self.clock is None:
+                        log.warn("catching up {id} after a reconnect failed: {e}", id=subscription_id, e=e)
+                        gap(None)
+                        break
+                    await deferLater(self.clock, delay, lambda: None)
         finally:
             held, entry.held = entry.held, None
+            if entry.held_overflowed:
+                entry.held_overflowed = False
+                for sink in list(entry.listeners):
+                    sink.notice("gap", gap=True, missed=None)
             if held:
                 entry.pass_on(held, subscription_id)
