@@ -65,7 +65,7 @@ def parse_since(value: str, name: str = "since") -> Dict[str, int]:
     time (``2026-12-01T10:00:00Z``; no zone means UTC).
     """
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit() also takes digits int() refuses, such as "²"
         number = int(text)
         return {"time_ms": number} if number >= EPOCH_MS_FROM else {"seq": number}
     try:

@@ -118,9 +118,11 @@ class Tail:
         if self._held is not None:
             self._held.extend(hits)
             overflow = len(self._held) - self.max_hits
-            if overflow > 0:  # a replay slower than the live stream: keep memory bounded all the same
+            if overflow > 0:
+                # A replay slower than the live stream: keep memory bounded all the same.  Nothing is
+                # lost: the store recorded these before they were published, and the replay pages on
+                # to the present, so it brings them again.
                 del self._held[:overflow]
-                self._count_dropped(overflow)
             return
         self._accept(hits)
 
@@ -133,7 +135,7 @@ class Tail:
         """
         if self.closed:
             return None
-        self._accept(hits)
+        self._accept(hits, trim=False)  # a page at a time, the next only once this one is taken: bounded
         if not self.paused and not self.pending:
             return None
         waiter: "Deferred[None]" = Deferred()
@@ -215,7 +217,7 @@ class Tail:
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _accept(self, hits: Sequence[Delivered]) -> None:
+    def _accept(self, hits: Sequence[Delivered], trim: bool = True) -> None:
         fresh = [hit for hit in hits if hit[0] > self.last_seq]
         if not fresh:
             return
@@ -227,7 +229,7 @@ class Tail:
             self.pending.append(hit)
             self.pending_bytes += len(hit[1])
         overflow = 0
-        while self.pending and (len(self.pending) > self.max_hits or self.pending_bytes > self.max_bytes):
+        while trim and self.pending and (len(self.pending) > self.max_hits or self.pending_bytes > self.max_bytes):
             _, data = self.pending.popleft()
             self.pending_bytes -= len(data)
             overflow += 1
