@@ -379,7 +379,8 @@ class TailClient:
         self.format = fmt
         stream.read_head(timeout)
         self.parser = PARSERS[fmt]()
-        self.raw = b""  # an error body (a stream's bytes are parsed, not kept)
+        self.raw = b""  # an error body
+        self.chunks: List[bytes] = []  # a stream's body, as received
         self.received = 0
 
     @classmethod
@@ -388,7 +389,8 @@ class TailClient:
         """Send ``GET /api/v0.1/docs?<params>`` and read the response head."""
         sock = connect(port, source)
         sock.sendall(request_bytes("GET", docs_url(params), port, headers))
-        return cls(HttpStream(sock), fmt or str(params.get("format", "json")))
+        requested = str(params.get("format", "json"))
+        return cls(HttpStream(sock), fmt or (requested if requested in PARSERS else "json"))
 
     @property
     def status(self) -> int:
@@ -410,6 +412,11 @@ class TailClient:
         """Every element received so far."""
         return self.parser.records
 
+    @property
+    def body(self) -> bytes:
+        """The stream's body received so far."""
+        return b"".join(self.chunks)
+
     def body_json(self, timeout: float = 20.0) -> Any:
         """The whole (error) body as JSON."""
         deadline = time.monotonic() + timeout
@@ -425,6 +432,7 @@ class TailClient:
         if not chunk:
             return []
         self.received += len(chunk)
+        self.chunks.append(chunk)
         return self.parser.feed(chunk)
 
     def read_until(self, done: Callable[["TailClient"], bool], timeout: float = 20.0, what: str = "records") -> "TailClient":
