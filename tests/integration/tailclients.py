@@ -482,6 +482,7 @@ class ReaderThread:
         self.client = client
         self.expected: Optional[int] = None
         self.error: Optional[BaseException] = None
+        self.reset = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -492,6 +493,8 @@ class ReaderThread:
                 if self.expected is not None and accounted_for(self.client.records) >= self.expected:
                     return
                 self.client.read_some(0.5)
+        except (ConnectionResetError, BrokenPipeError):
+            self.reset = True  # the server's end went away (a killed Tailor): the client has what it has
         except BaseException as e:  # reported by join
             self.error = e
 
@@ -508,6 +511,11 @@ class ReaderThread:
             f"its records other than hits: {controls_of(self.client.records)[:5]}")
         self._thread.join(5)
         return self.client.records
+
+    @property
+    def running(self) -> bool:
+        """Whether it is still reading."""
+        return self._thread.is_alive()
 
     def stop(self) -> List[Record]:
         """Stop reading; return every record received."""
