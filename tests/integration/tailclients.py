@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, TypeVar
 from urllib.parse import urlencode
 
 from tests.integration.conftest import ROOT, Estrom, http_get_json
@@ -625,10 +625,3 @@ def healthy(instance: Estrom) -> Optional[bool]:
             return None
     return True
 
-
-def status_of(instance: Estrom, port: int) -> Optional[Tuple[int, Any]]:
-    """The health answer of the service on ``port``, None while it does not answer."""
-    try:
-        return http_get_json(f"http://127.0.0.1:{port}/api/v0.1/health")
-    except (OSError, ValueError):
-        return None
