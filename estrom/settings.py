@@ -62,8 +62,8 @@ OPTIONS = (
     Option("batch_size", "500", "most documents percolated in one micro-batch"),
     Option("batch_delay_ms", "0", "longest wait for a micro-batch to fill, in milliseconds (0: what arrived in one reactor turn)"),
     Option("heartbeat_s", "15", "seconds between whitespace heartbeats on idle HTTP tails"),
-    Option("tail_buffer_bytes", "131072", "most bytes of hits one HTTP tail holds for a client that is not reading; past it the oldest are dropped"),
-    Option("tail_buffer_hits", "1000", "most hits one HTTP tail holds for a client that is not reading"),
+    Option("tail_buffer_bytes", "1048576", "most bytes of hits one HTTP tail holds for a client that is not reading; past it the oldest are dropped"),
+    Option("tail_buffer_hits", "5000", "most hits one HTTP tail holds for a client that is not reading"),
     Option("max_tails", "10000", "most open HTTP tails of the Tailor (429 past it)"),
     Option("max_tails_per_client", "500", "most open HTTP tails per client address (429 past it)"),
     Option("max_tail_s", "0", "longest an HTTP tail stays open, in seconds, before it ends with a proper footer (0: no limit)"),
@@ -91,8 +91,8 @@ class Settings:
     batch_size: int = 500
     batch_delay_ms: float = 0.0
     heartbeat_s: float = 15.0
-    tail_buffer_bytes: int = 131072
-    tail_buffer_hits: int = 1000
+    tail_buffer_bytes: int = 1048576
+    tail_buffer_hits: int = 5000
     max_tails: int = 10000
     max_tails_per_client: int = 500
     max_tail_s: float = 0.0

@@ -1,6 +1,6 @@
 """A client that stops reading costs the Tailor a bounded buffer and costs the other clients nothing.
 
-One ``estrom up`` (``--tail-buffer-bytes 131072``) serves three tails of ``q=*``
+One ``estrom up`` (``--tail-buffer-bytes 1048576``) serves three tails of ``q=*``
 on ``events`` while more than 20,000 Wikimedia recent changes flow through it:
 a client that reads as fast as it can, and two that send their GET and then
 never read (raw sockets with a 4 KiB receive buffer), one in the JSON format,
@@ -23,7 +23,7 @@ from tests.integration.tailclients import (
     recentchange_lines, rss_kb, seqs_of, wait_for,
 )
 
-BUFFER_BYTES = 131072
+BUFFER_BYTES = 1048576
 RSS_MARGIN_KB = 40 * 1024
 """What the Tailor may grow by, beyond the configured buffer, while 20,000 hits pass two stuck clients."""
 ROUNDS = 5  # 5 x 4,062 recent changes: more than 20,000 hits
@@ -32,7 +32,7 @@ QUERY = {"i": "events", "q": "*"}
 
 @pytest.fixture(scope="module")
 def estrom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Estrom]:
-    """``estrom up`` with a 128 KiB buffer per tail (the default, said explicitly)."""
+    """``estrom up`` with a 1 MiB buffer per tail (the default, said explicitly)."""
     instance = Estrom(tmp_path_factory.mktemp("estrom-slow"), ["--tail-buffer-bytes", str(BUFFER_BYTES)])
     instance.start()
     yield instance
