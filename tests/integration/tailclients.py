@@ -1,47 +1,26 @@
-"""Real tail clients for the integration tests: parsers for the three formats, a stuck client, process probes.
+"""Real tail clients for the integration tests: parsers for the three formats, a stuck client, documents to post.
 
-Everything here talks to a real ``estrom up`` through real sockets and reads
-real ``/proc`` files; nothing is mocked.  Every wait is bounded by a deadline
-and fails with a message (and ``estrom up``'s output) instead of hanging.
+Everything here talks to a real ``estrom up`` through real sockets; nothing is
+mocked.  Every read is bounded by a deadline and fails with a message instead
+of hanging.  Process probes and waits are in ``tests.integration.processes``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional
 from urllib.parse import urlencode
 
-from tests.integration.conftest import ROOT, Estrom, http_get_json
-
-T = TypeVar("T")
+from tests.integration.conftest import ROOT, Estrom
 
 RECENTCHANGE = ROOT / "examples" / "recentchange.ndjson"
 DOCS_PATH = "/api/v0.1/docs"
 
 Record = Dict[str, Any]
 """A parsed element of a tail: a hit (``_seq``, ``_source``...) or a Tailor record (``{"_estrom": {...}}``)."""
-
-
-# --- waiting ------------------------------------------------------------------------------------
-
-
-def wait_for(what: str, probe: Callable[[], Optional[T]], timeout: float, instance: Optional[Estrom] = None,
-             interval: float = 0.05) -> T:
-    """Poll ``probe`` until it returns something other than None; fail (with estrom's output) after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            said = "".join(instance.output) if instance is not None else ""
-            raise AssertionError(f"{what}: not within {timeout:.0f} s" + (f"; estrom up said:\n{said}" if said else ""))
-        time.sleep(interval)
 
 
 # --- the three formats, parsed incrementally ----------------------------------------------------
@@ -568,60 +547,3 @@ def post_docs(instance: Estrom, index: str, docs: List[Dict[str, Any]]) -> None:
     """POST ``docs`` as one JSON array; all must be accepted."""
     status, answer = instance.post(index, docs)
     assert status == 200 and answer["accepted"] == len(docs), (status, answer)
-
-
-# --- processes ------------------------------------------------------------------------------------
-
-
-def _stat_fields(pid: int) -> List[str]:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()
-
-
-def cmdline(pid: int) -> str:
-    """The command line of ``pid`` ('' if it is gone)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def child_pid(instance: Estrom, marker: str) -> Optional[int]:
-    """The pid of the one live (non-zombie) child of ``estrom up`` whose command line contains ``marker``."""
-    assert instance.process is not None
-    parent = instance.process.pid
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = _stat_fields(int(entry))
-        except OSError:
-            continue
-        if int(fields[1]) == parent and fields[0] != "Z" and marker in cmdline(int(entry)):
-            found.append(int(entry))
-    return found[0] if len(found) == 1 else None
-
-
-TAILOR, BEATER, ROUTER = "estrom.cli tailor", "estrom.cli beater", "crossbar"
-
-
-def rss_kb(pid: int) -> int:
-    """The resident set size of ``pid`` in KiB (``VmRSS`` of /proc/<pid>/status)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
-def healthy(instance: Estrom) -> Optional[bool]:
-    """True once both the Beater's and the Tailor's health answer 200 (the router is up for both)."""
-    for port in (instance.beater_port, instance.tailor_port):
-        try:
-            status, body = http_get_json(f"http://127.0.0.1:{port}/api/v0.1/health")
-        except (OSError, ValueError):
-            return None
-        if status != 200 or not body.get("router"):
-            return None
-    return True
-

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-from tests.integration.conftest import Estrom, http_get_json
-from tests.integration.tailclients import (
-    ROUTER, TAILOR, ReaderThread, Record, TailClient, child_pid, healthy, hits_of, open_tail, wait_for,
-)
+from tests.integration.conftest import Estrom
+from tests.integration.processes import ROUTER, TAILOR, healthy, kill_part, tailor_up, wait_for
+from tests.integration.tailclients import ReaderThread, Record, TailClient, hits_of, open_tail
 
 BACK_WITHIN = 90.0  # seconds: Crossbar boots in a few, plus the services' reconnect back-off, on a busy machine
 AFTER_RESTART = 25  # acknowledged documents posted after the restart, so the live path is proven again
@@ -101,17 +98,13 @@ def counters(records: List[Record]) -> List[int]:
     return [hit["_source"]["n"] for hit in hits_of(records)]
 
 
-def kill_part(estrom: Estrom, marker: str, name: str) -> int:
-    """SIGKILL the child of ``estrom up`` whose command line has ``marker``; wait for its successor; return it."""
-    old = child_pid(estrom, marker)
-    assert old is not None, f"no {name} process under estrom up"
-    os.kill(old, signal.SIGKILL)
-
-    def successor() -> Optional[int]:
-        pid = child_pid(estrom, marker)
-        return pid if pid != old else None
-
-    return wait_for(f"a new {name} process", successor, BACK_WITHIN, estrom)
+def kill_under_ingest(estrom: Estrom, poster: SteadyPoster, marker: str, name: str,
+                      back: Callable[[], Optional[bool]], what: str) -> None:
+    """SIGKILL a part while ``poster`` posts; wait for its successor, for ``back`` (``what``: the part serves
+    again) and for AFTER_RESTART more acknowledged documents."""
+    kill_part(estrom, marker, name, BACK_WITHIN)
+    wait_for(what, back, BACK_WITHIN, estrom)
+    poster.wait_acknowledged(len(poster.acknowledged) + AFTER_RESTART, "documents acknowledged after the restart")
 
 
 def read_counters(client: TailClient, wanted: List[int], timeout: float = BACK_WITHIN) -> List[Record]:
@@ -147,9 +140,8 @@ def router_kill(estrom: Estrom) -> Iterator[RouterKill]:
         leaves.read_hits(5)
         leaves.close()
         last_seq = hits_of(leaves.records)[-1]["_seq"]
-        kill_part(estrom, ROUTER, "router")
-        wait_for("the Beater and the Tailor back on the router", lambda: healthy(estrom), BACK_WITHIN, estrom)
-        poster.wait_acknowledged(len(poster.acknowledged) + AFTER_RESTART, "documents acknowledged after the restart")
+        kill_under_ingest(estrom, poster, ROUTER, "router", lambda: healthy(estrom),
+                          "the Beater and the Tailor back on the router")
     finally:
         poster.stop()
     print(f"\nrouter kill: {poster.report([])}")
@@ -218,9 +210,7 @@ def tailor_kill(estrom: Estrom, router_kill: RouterKill) -> Iterator[TailorKill]
     try:
         poster.wait_acknowledged(10, "ten documents acknowledged before the kill")
         wait_for("the SSE client has hits", lambda: True if hits_of(reader.client.records) else None, 30, estrom)
-        kill_part(estrom, TAILOR, "Tailor")
-        wait_for("the new Tailor answers health", lambda: _tailor_up(estrom), BACK_WITHIN, estrom)
-        poster.wait_acknowledged(len(poster.acknowledged) + AFTER_RESTART, "documents acknowledged after the restart")
+        kill_under_ingest(estrom, poster, TAILOR, "Tailor", lambda: tailor_up(estrom), "the new Tailor answers health")
     finally:
         poster.stop()
     print(f"\nTailor kill: {poster.report([])}")
@@ -231,14 +221,6 @@ def tailor_kill(estrom: Estrom, router_kill: RouterKill) -> Iterator[TailorKill]
     resumed = read_counters(resumer, [n for n in poster.acknowledged if n not in counters(before)])
     resumer.close()
     yield TailorKill(poster, list(before), last_event_id, resumed)
-
-
-def _tailor_up(estrom: Estrom) -> Optional[bool]:
-    try:
-        status, body = http_get_json(f"http://127.0.0.1:{estrom.tailor_port}/api/v0.1/health")
-    except (OSError, ValueError):
-        return None
-    return True if status == 200 and body.get("beater") else None
 
 
 def test_tailor_kill_the_sse_client_reconnects_and_loses_nothing_acknowledged(tailor_kill: TailorKill) -> None:

@@ -18,9 +18,10 @@ from typing import Iterator, List
 import pytest
 
 from tests.integration.conftest import Estrom, http_get_json
+from tests.integration.processes import TAILOR, child_pid, rss_kb, wait_for
 from tests.integration.tailclients import (
-    TAILOR, ReaderThread, accounted_for, Record, StuckClient, child_pid, controls_of, hits_of, open_tail, post_ndjson,
-    recentchange_lines, rss_kb, seqs_of, wait_for,
+    ReaderThread, accounted_for, Record, StuckClient, controls_of, hits_of, open_tail, post_ndjson, recentchange_lines,
+    seqs_of,
 )
 
 BUFFER_BYTES = 1048576
@@ -146,22 +147,24 @@ def test_the_tailor_memory_stays_bounded(flood: Flood) -> None:
     assert growth < 2 * BUFFER_BYTES // 1024 + RSS_MARGIN_KB
 
 
-def test_a_stuck_json_client_learns_how_many_hits_it_lost(flood: Flood) -> None:
-    """The stuck JSON client, once it reads, gets dropped records: their counts plus its hits are all that was sent."""
-    dropped = [b["dropped"] for b in controls_of(flood.stuck_json, "dropped")]
-    hits = seqs_of(flood.stuck_json)
+def assert_losses_reported(stuck: List[Record], flood: Flood) -> None:
+    """``stuck`` got dropped records (each a positive count) whose counts plus its hits are all that was sent;
+    its hits came once each, in event-id order, and the reading client got them too."""
+    dropped = [b["dropped"] for b in controls_of(stuck, "dropped")]
+    hits = seqs_of(stuck)
     assert dropped and all(n > 0 for n in dropped)
     assert len(hits) + sum(dropped) == flood.sent
     assert hits == sorted(set(hits)) and set(hits) <= set(seqs_of(flood.reader))
+
+
+def test_a_stuck_json_client_learns_how_many_hits_it_lost(flood: Flood) -> None:
+    """The stuck JSON client, once it reads, gets dropped records: their counts plus its hits are all that was sent."""
+    assert_losses_reported(flood.stuck_json, flood)
 
 
 def test_a_stuck_sse_client_learns_how_many_hits_it_lost(flood: Flood) -> None:
     """The same in SSE: ``event: dropped`` records plus the hit events account for every hit sent."""
-    dropped = [b["dropped"] for b in controls_of(flood.stuck_sse, "dropped")]
-    hits = seqs_of(flood.stuck_sse)
-    assert dropped and all(n > 0 for n in dropped)
-    assert len(hits) + sum(dropped) == flood.sent
-    assert hits == sorted(set(hits)) and set(hits) <= set(seqs_of(flood.reader))
+    assert_losses_reported(flood.stuck_sse, flood)
 
 
 def test_a_dropped_record_says_the_running_total(flood: Flood) -> None:

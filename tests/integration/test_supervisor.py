@@ -13,77 +13,15 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, TypeVar
+from typing import List, Optional
 
 from tests.integration.conftest import Estrom, http_get_json
-from tests.integration.test_lifecycle import alive, descendants
+from tests.integration.processes import (
+    BEATER, ROUTER, TAILOR, alive, child_pid, descendants, group_of, health, healthy, kill_part, wait_for,
+)
 
 HEADER = b'"hits": ['
 BACK_WITHIN = 60.0  # seconds: a restart (Crossbar boots in a few) plus the services' reconnect delay
-
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], Optional[T]], instance: Estrom, timeout: float = BACK_WITHIN) -> T:
-    """Poll ``probe`` until it returns something other than None; fail with the output after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not within {timeout:.0f} s; estrom up said:\n" + "".join(instance.output))
-        time.sleep(0.05)
-
-
-def cmdline(pid: int) -> str:
-    """The command line of ``pid`` ('' if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def parent_of(pid: int) -> int:
-    """The parent pid of ``pid`` (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return 0
-
-
-def group_of(pid: int) -> int:
-    """The process group of ``pid`` (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[2])
-    except OSError:
-        return 0
-
-
-def part_pid(instance: Estrom, marker: str) -> Optional[int]:
-    """The pid of the live child of ``estrom up`` whose command line contains ``marker``, if exactly one."""
-    assert instance.process is not None
-    found = [pid for pid in descendants(instance.process.pid)
-             if parent_of(pid) == instance.process.pid and marker in cmdline(pid) and alive(pid)]
-    return found[0] if len(found) == 1 else None
-
-
-ROUTER, BEATER, TAILOR = "crossbar", "estrom.cli beater", "estrom.cli tailor"
-
-
-def healthy(instance: Estrom) -> Optional[bool]:
-    """True once both the Beater's and the Tailor's health answer 200."""
-    for port in (instance.beater_port, instance.tailor_port):
-        try:
-            status, _ = http_get_json(f"http://127.0.0.1:{port}/api/v0.1/health")
-        except OSError:
-            return None
-        if status != 200:
-            return None
-    return True
 
 
 def lines_with(instance: Estrom, text: str) -> List[str]:
@@ -91,21 +29,12 @@ def lines_with(instance: Estrom, text: str) -> List[str]:
     return [line for line in list(instance.output) if text in line]
 
 
-def successor(instance: Estrom, marker: str, old: int) -> Optional[int]:
-    """The pid of the part that replaced ``old``, once it runs."""
-    pid = part_pid(instance, marker)
-    return pid if pid is not None and pid != old else None
-
-
 def kill_and_wait_for_new(instance: Estrom, marker: str, name: str) -> int:
     """SIGKILL the part, wait for its one restart line and its successor; return the successor's pid."""
-    old = part_pid(instance, marker)
-    assert old is not None, f"no {name} process under estrom up"
-    os.kill(old, signal.SIGKILL)
+    old, new = kill_part(instance, marker, name, BACK_WITHIN)
     announced = f"estrom: {name} (pid {old}) was killed by SIGKILL; restarting in "
-    wait_for(f"the line about {name} {old}", lambda: lines_with(instance, announced) or None, instance)
-    new = wait_for(f"a new {name} process", lambda: successor(instance, marker, old), instance)
-    wait_for("both services healthy again", lambda: healthy(instance), instance)
+    wait_for(f"the line about {name} {old}", lambda: lines_with(instance, announced) or None, BACK_WITHIN, instance)
+    wait_for("both services healthy again", lambda: healthy(instance), BACK_WITHIN, instance)
     assert len(lines_with(instance, f"{name} (pid {old})")) == 1
     return new
 
@@ -127,7 +56,7 @@ def tail_gets_a_posted_document(instance: Estrom, words: str) -> None:
 def test_a_killed_router_is_reaped_reported_and_restarted(estrom: Estrom) -> None:
     """kill -9 of Crossbar: one line says so, a new Crossbar runs, the old one's workers are gone,
     both services answer 200 again and a tail opened afterwards gets a posted document."""
-    controller = part_pid(estrom, ROUTER)
+    controller = child_pid(estrom, ROUTER)
     assert controller is not None
     group = [pid for pid in descendants(controller) | {controller} if group_of(pid) == controller]
     assert len(group) >= 2, "Crossbar should run a router worker beside its controller"
@@ -138,20 +67,17 @@ def test_a_killed_router_is_reaped_reported_and_restarted(estrom: Estrom) -> Non
 
 def test_while_the_router_is_down_the_beater_health_says_so(estrom: Estrom) -> None:
     """Between the kill and the restart the Beater answers 503 naming the router as down."""
-    controller = part_pid(estrom, ROUTER)
+    controller = child_pid(estrom, ROUTER)
     assert controller is not None
     os.kill(controller, signal.SIGKILL)
 
     def degraded() -> Optional[dict]:
-        try:
-            status, body = http_get_json(f"http://127.0.0.1:{estrom.beater_port}/api/v0.1/health")
-        except OSError:
-            return None
-        return body if status == 503 else None
+        answer = health(estrom.beater_port)
+        return answer[1] if answer is not None and answer[0] == 503 else None
 
-    body = wait_for("a 503 from the Beater's health", degraded, estrom, timeout=10)
+    body = wait_for("a 503 from the Beater's health", degraded, 10, estrom)
     assert body["status"] == "degraded" and body["down"] == ["router"] and body["router"] is False
-    wait_for("both services healthy again", lambda: healthy(estrom), estrom)
+    wait_for("both services healthy again", lambda: healthy(estrom), BACK_WITHIN, estrom)
     status, body = http_get_json(f"http://127.0.0.1:{estrom.beater_port}/api/v0.1/health")
     assert status == 200 and body["status"] == "ok" and body["down"] == []
 
@@ -194,12 +120,12 @@ def failed_starts(instance: Estrom, count: int) -> Optional[List[str]]:
 def test_a_child_that_cannot_start_is_retried_and_the_line_says_why(estrom: Estrom) -> None:
     """A Beater whose port is taken exits at start: each exit is one line with its last output,
     the retries back off, and once the port is free again it comes back."""
-    old = part_pid(estrom, BEATER)
+    old = child_pid(estrom, BEATER)
     assert old is not None
     os.kill(old, signal.SIGKILL)
     squatter = squat(estrom.beater_port)
     try:
-        failed = wait_for("two failed restarts of the Beater", lambda: failed_starts(estrom, 2), estrom)
+        failed = wait_for("two failed restarts of the Beater", lambda: failed_starts(estrom, 2), BACK_WITHIN, estrom)
     finally:
         squatter.close()
     for line in failed:
@@ -207,7 +133,7 @@ def test_a_child_that_cannot_start_is_retried_and_the_line_says_why(estrom: Estr
         assert "last output:" in line and f"port {estrom.beater_port}" in line and "already in use" in line
     delays = [float(line.split("restarting in ")[1].split(" s")[0]) for line in failed]
     assert delays[1] == 2 * delays[0]
-    wait_for("the Beater back once its port is free", lambda: healthy(estrom), estrom)
+    wait_for("the Beater back once its port is free", lambda: healthy(estrom), BACK_WITHIN, estrom)
     status, report = estrom.post("events", {"message": "port freed"})
     assert status == 200 and report["accepted"] == 1
 
@@ -219,13 +145,14 @@ def test_sigterm_during_a_back_off_stops_everything(tmp_path: Path) -> None:
     try:
         assert instance.process is not None
         everything = descendants(instance.process.pid)
-        beater = part_pid(instance, BEATER)
+        beater = child_pid(instance, BEATER)
         assert beater is not None
         os.kill(beater, signal.SIGKILL)
         squatter = squat(instance.beater_port)
         try:
             # The second failure waits 2 s (0.5, 1, 2): SIGTERM lands inside that wait.
-            wait_for("a restart waiting 2 s", lambda: lines_with(instance, "restarting in 2 s") or None, instance)
+            wait_for("a restart waiting 2 s", lambda: lines_with(instance, "restarting in 2 s") or None,
+                     BACK_WITHIN, instance)
             everything |= descendants(instance.process.pid)
             started = time.monotonic()
             code = instance.stop(signal.SIGTERM, timeout=30)

@@ -14,8 +14,9 @@ from typing import Iterator, List
 import pytest
 
 from tests.integration.conftest import Estrom, http_get_json
+from tests.integration.processes import wait_for
 from tests.integration.tailclients import (
-    HttpStream, TailClient, connect, controls_of, hits_of, open_tail, post_docs, request_bytes, wait_for,
+    HttpStream, TailClient, connect, controls_of, hits_of, open_tail, post_docs, request_bytes,
 )
 
 PER_CLIENT, TOTAL = 2, 3
