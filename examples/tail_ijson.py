@@ -22,6 +22,7 @@ import http.client
 import json
 import sys
 import time
+from datetime import datetime, timezone
 import urllib.error
 import urllib.request
 from typing import Any, Dict, Iterator, Optional
@@ -54,21 +55,25 @@ def open_tail(base_url: str, index: str, query: str, limit: Optional[int] = None
 
 def hits(base_url: str, index: str, query: str, since: Optional[str] = None) -> Iterator[Dict[str, Any]]:
     """Every hit of ``query``, for ever: reconnects after a dropped connection and resumes after the last hit."""
+    opening = since  # the first connection is live, unless told where to start
+    # Until a first hit gives an event id, a reconnect resumes from the time this tail began.
+    resume = since or datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     while True:
         try:
-            with open_tail(base_url, index, query, since=since) as response:
+            with open_tail(base_url, index, query, since=opening) as response:
                 for item in ijson.items(LiveStream(response), "hits.item", use_float=True):
                     if "_estrom" in item:  # the Tailor's own record, not a hit
                         print(f"estrom: {json.dumps(item['_estrom'])}", file=sys.stderr, flush=True)
                         continue
-                    since = str(item["_seq"])  # the hit's event id: where to resume from
+                    resume = str(item["_seq"])  # the hit's event id: where to resume from
                     yield item
             return  # the stream ended properly (limit, timeout)
         except urllib.error.HTTPError as e:
             if e.code < 500 and e.code != 429:
                 raise SystemExit(f"estrom: {e.code} {e.read().decode(errors='replace')}")
         except (OSError, http.client.HTTPException, ijson.JSONError) as e:
-            print(f"estrom: connection lost ({e}); resuming after event {since}", file=sys.stderr, flush=True)
+            print(f"estrom: connection lost ({e}); resuming from {resume}", file=sys.stderr, flush=True)
+        opening = resume
         time.sleep(1)
 
 
