@@ -20,15 +20,20 @@ def received_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def make_hit(index: str, source: Dict[str, Any], seq: int, received: str, doc_id: Optional[str] = None) -> Hit:
-    """One hit: ``{"_index", "_id", "_seq", "_received", "_source"}``."""
-    return {
+def make_hit(index: str, source: Dict[str, Any], seq: int, received: str, doc_id: Optional[str] = None,
+             kafka: Optional[Dict[str, Any]] = None) -> Hit:
+    """One hit: ``{"_index", "_id", "_seq", "_received", "_source"}``, and ``_kafka`` (``{"topic", "partition",
+    "offset"}``) only for a document read from Kafka, so a subscriber can drop redelivered duplicates."""
+    hit: Hit = {
         "_index": index,
         "_id": doc_id if doc_id is not None else new_document_id(),
         "_seq": seq,
         "_received": received,
         "_source": source,
     }
+    if kafka is not None:
+        hit["_kafka"] = kafka
+    return hit
 
 
 def encode_hit(hit: Any) -> bytes:

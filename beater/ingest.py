@@ -17,10 +17,12 @@ ENVELOPE_KEYS = frozenset({"_index", "_id", "_source"})
 
 @dataclass(frozen=True)
 class Incoming:
-    """A document accepted for percolation: its source and the id it brought, if any."""
+    """A document accepted for percolation: its source, the id it brought, if any, and where in Kafka it
+    was read (``{"topic", "partition", "offset"}``; None for HTTP and WAMP ingest)."""
 
     source: Dict[str, Any]
     id: Optional[str] = None
+    kafka: Optional[Dict[str, Any]] = None
 
 
 @dataclass(frozen=True)

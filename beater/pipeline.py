@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, DeferredList, FirstError, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from beater.errors import NotAllDelivered
 from beater.hits import Hit, make_hit, received_now
@@ -36,8 +37,12 @@ from beater.percolator.base import Percolator
 from beater.replay import ReplayStore
 from beater.sequence import Sequencer
 
-Publish = Callable[[str, List[Hit]], Awaitable[Optional[bool]]]
-"""Publishes a list of hits for one subscription id (the topic is derived from it); False if skipped."""
+Publish = Callable[..., Awaitable[Any]]
+"""Publishes a list of hits for one subscription id (the topic is derived from it); False if skipped.
+
+Called as ``publish(sub_id, hits)`` (fire and forget), or ``publish(sub_id, hits, acknowledge=True)``
+for a slice holding documents of an acknowledged submission: then it answers a Deferred that fires
+when the router has acknowledged the event (or False if skipped)."""
 
 log = Logger()
 
@@ -50,29 +55,85 @@ class SubmitReport:
     deliveries: int = 0
 
 
-class _Submission:
-    """One caller's documents in flight: fires its Deferred when the last one is published."""
+class _Acks:
+    """The router's acknowledgements of one slice's publishes: awaited once, told to every
+    acknowledged submission with documents in that slice."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, acks: Sequence["Deferred[Any]"]) -> None:
+        self.error: Optional[Exception] = None
+        self.settled = False
+        self._waiting: List[Callable[["_Acks"], None]] = []
+        waiting = DeferredList(list(acks), fireOnOneErrback=True, consumeErrors=True)
+        waiting.addCallbacks(lambda _: self._settle(None), self._failed)
+
+    def _failed(self, failure: Failure) -> None:
+        value = failure.value
+        self._settle(value.subFailure.value if isinstance(value, FirstError) else value)
+
+    def _settle(self, error: Optional[Exception]) -> None:
+        self.settled, self.error = True, error
+        waiting, self._waiting = self._waiting, []
+        for tell in waiting:
+            tell(self)
+
+    def when_settled(self, tell: Callable[["_Acks"], None]) -> None:
+        """Call ``tell(self)`` once every ack is in or one failed (at once if that is so already)."""
+        if self.settled:
+            tell(self)
+        else:
+            self._waiting.append(tell)
+
+
+class _Submission:
+    """One caller's documents in flight: fires its Deferred when the last one is published.
+
+    An acknowledged submission (Kafka) fires only once, in addition, every publish of the slices
+    that carried its documents has been acknowledged by the router: until then nothing of it may
+    be committed."""
+
+    def __init__(self, count: int, acknowledged: bool = False) -> None:
         self.remaining = count
         self.report = SubmitReport(accepted=count)
         self.done: Deferred[SubmitReport] = Deferred()
-        self.failed = False
+        self.settled = False
+        self.acknowledged = acknowledged
+        self._unacknowledged = 0  # slices of its documents whose acks are not all in
+        self._slices: set = set()
 
-    def published(self, deliveries: int) -> None:
-        """One more of its documents (they go in order) was matched and its hits handed to the router."""
+    def published(self, deliveries: int, acks: Optional[_Acks] = None) -> None:
+        """One more of its documents (they go in order) was matched and its hits handed to the router;
+        ``acks`` are the router's acknowledgements of the publishes of that document's slice."""
         self.report.deliveries += deliveries
+        if acks is not None and id(acks) not in self._slices:
+            self._slices.add(id(acks))
+            self._unacknowledged += 1
+            acks.when_settled(self._settled)
         self.remaining -= 1
-        if self.remaining == 0 and not self.failed:
+        self._maybe_done()
+
+    def _settled(self, acks: _Acks) -> None:
+        if acks.error is not None:
+            if not self.settled:
+                self.settled = True
+                # Published but not known to have been received: none counts as delivered.
+                self.done.errback(NotAllDelivered(f"the router did not acknowledge a publish: {acks.error}", 0,
+                                                  self.report.accepted))
+            return
+        self._unacknowledged -= 1
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        if self.remaining == 0 and self._unacknowledged == 0 and not self.settled:
+            self.settled = True
             self.done.callback(self.report)
 
     def fail(self, error: Exception) -> bool:
         """Percolating or publishing failed before its last document was published; False if it
         had already failed or was wholly published (nothing to tell the caller)."""
-        if self.failed or self.remaining == 0:
+        if self.settled or (self.remaining == 0 and not self.acknowledged):
             return False
-        self.failed = True
-        delivered = self.report.accepted - self.remaining
+        self.settled = True
+        delivered = 0 if self.acknowledged else self.report.accepted - self.remaining
         self.done.errback(NotAllDelivered(getattr(error, "message", None) or "percolating or publishing failed",
                                           delivered, self.report.accepted))
         return True
@@ -119,9 +180,13 @@ class Pipeline:
         self.hits_out = 0
         self.publishes = 0
 
-    def submit(self, index: str, documents: Sequence[Incoming]) -> "Deferred[SubmitReport]":
-        """Queue ``documents`` of ``index``; fire when all are percolated and published."""
-        submission = _Submission(len(documents))
+    def submit(self, index: str, documents: Sequence[Incoming], acknowledged: bool = False) -> "Deferred[SubmitReport]":
+        """Queue ``documents`` of ``index``; fire when all are percolated and published.
+
+        ``acknowledged``: publish their hits with router acknowledgement and fire only once every
+        publish that carried one of them is acknowledged (at-least-once sources such as Kafka);
+        if one is not, fail with NotAllDelivered saying none was delivered."""
+        submission = _Submission(len(documents), acknowledged)
         if not documents:
             submission.done.callback(submission.report)
             return submission.done
@@ -175,7 +240,7 @@ class Pipeline:
         started = self.clock.seconds()
         received = received_now()
         first = self.sequencer.take(index, len(batch))
-        hits = [make_hit(index, doc.source, first + i, received, doc.id) for i, (doc, _) in enumerate(batch)]
+        hits = [make_hit(index, doc.source, first + i, received, doc.id, doc.kafka) for i, (doc, _) in enumerate(batch)]
         sources = [doc.source for doc, _ in batch]
         done = 0
         try:
@@ -189,14 +254,22 @@ class Pipeline:
                 if self.replay is not None:  # before publishing: what a tail can ask for is never behind it
                     self.replay.record(index, hits[start:end], grouped)
                 unheard = 0
+                # One acknowledged submission in the slice: every publish of the slice asks for an ack
+                # (its hits may travel in any of them); the others do not wait for them.
+                acknowledge = any(s.acknowledged for _, s in batch[start:end])
+                answers: List[Deferred[Any]] = []
                 for sub_id, sub_hits in grouped.items():
-                    if await self.publish(sub_id, sub_hits) is False:
+                    answer = await (self.publish(sub_id, sub_hits, acknowledge=True) if acknowledge else self.publish(sub_id, sub_hits))
+                    if answer is False:
                         unheard += 1
+                    elif isinstance(answer, Deferred):
+                        answers.append(answer)
+                acks = _Acks(answers) if acknowledge else None
                 self._count(index, end - start, sum(len(ids) for ids in matched), len(grouped) - unheard, unheard)
                 done = end
                 # Each caller hears as soon as its own last document is out, not at the end of the batch.
                 for (_, submission), ids in zip(batch[start:end], matched):
-                    submission.published(len(ids))
+                    submission.published(len(ids), acks if submission.acknowledged else None)
                 if end < len(batch):
                     await deferLater(self.clock, 0, lambda: None)  # one reactor turn: the publishes go out
         except Exception as e:

@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable, Dict, List
 
 from autobahn.twisted.component import Component
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import RegisterOptions
+from autobahn.wamp.types import PublishOptions, RegisterOptions
 from twisted.logger import Logger
 
 from beater.errors import BackendUnavailable, EstromError
@@ -90,15 +90,23 @@ def attach(component: Component, beater: Beater, holder: SessionHolder, listener
         listeners.forget()
 
 
-def make_publisher(holder: SessionHolder, listeners: Listeners) -> Callable[[str, List[Hit]], Awaitable[bool]]:
-    """A pipeline publisher: one event per listened-to subscription per batch, the hits as its one argument."""
+_ACKNOWLEDGED = PublishOptions(acknowledge=True)
 
-    async def publish(subscription_id: str, hits: List[Hit]) -> bool:
+
+def make_publisher(holder: SessionHolder, listeners: Listeners) -> Callable[..., Awaitable[Any]]:
+    """A pipeline publisher: one event per listened-to subscription per batch, the hits as its one argument.
+
+    With ``acknowledge=True`` it answers the Deferred of the router's acknowledgement (not awaited
+    here: the pipeline publishes the rest meanwhile and the submission waits for it)."""
+
+    async def publish(subscription_id: str, hits: List[Hit], acknowledge: bool = False) -> Any:
         if not listeners.wants(subscription_id):
             return False  # nobody subscribed: the router would drop it after paying for it
         session = holder.session
         if session is None or not session.is_attached():
             raise BackendUnavailable("the router is not reachable")
+        if acknowledge:
+            return session.publish(contract.topic_for(subscription_id), hits, options=_ACKNOWLEDGED)
         session.publish(contract.topic_for(subscription_id), hits)
         return True
 

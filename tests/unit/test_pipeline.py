@@ -322,3 +322,89 @@ class ReplayRecordingTests(SynchronousTestCase):
         self.clock.advance(0)
         self.successResultOf(d)
         self.assertEqual(published, ["a"])
+
+
+class AcknowledgedTests(SynchronousTestCase):
+    """Kafka submissions: published with router acks, fired only once every ack is in."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.calls: List[Tuple[str, bool]] = []
+        self.acks: List[Deferred[Any]] = []
+
+        async def publish(sub_id: str, hits: List[Any], acknowledge: bool = False) -> Any:
+            self.calls.append((sub_id, acknowledge))
+            if acknowledge:
+                ack: Deferred[Any] = Deferred()
+                self.acks.append(ack)
+                return ack
+            return True
+
+        self.pipeline = Pipeline(WordPercolator(["a", "b"]), publish, Sequencer(None), self.clock, batch_size=10)
+
+    def test_it_fires_only_when_every_publish_is_acknowledged(self) -> None:
+        d = self.pipeline.submit("i", docs("a", "a b"), acknowledged=True)
+        self.clock.advance(0)
+        self.assertEqual(sorted(self.calls), [("a", True), ("b", True)])
+        self.assertNoResult(d)  # published, not yet acknowledged
+        self.acks[0].callback(None)
+        self.assertNoResult(d)
+        self.acks[1].callback(None)
+        self.assertEqual(self.successResultOf(d).deliveries, 3)
+
+    def test_a_refused_ack_fails_it_with_nothing_delivered(self) -> None:
+        d = self.pipeline.submit("i", docs("a", "b"), acknowledged=True)
+        self.clock.advance(0)
+        self.acks[0].callback(None)
+        self.acks[1].errback(RuntimeError("session lost"))
+        error = self.failureResultOf(d, NotAllDelivered).value
+        self.assertEqual((error.delivered, error.accepted), (0, 2))
+
+    def test_http_submissions_keep_fire_and_forget_publishing(self) -> None:
+        """Alone in a slice, a plain submission never asks for acks and fires when published."""
+        d = self.pipeline.submit("i", docs("a"))
+        self.clock.advance(0)
+        self.assertEqual(self.calls, [("a", False)])
+        self.successResultOf(d)
+
+    def test_a_plain_submission_sharing_a_slice_does_not_wait_for_the_acks(self) -> None:
+        plain = self.pipeline.submit("i", docs("a"))
+        kafka = self.pipeline.submit("i", docs("a"), acknowledged=True)
+        self.clock.advance(0)
+        self.assertEqual(self.calls, [("a", True)])  # one publish carries both
+        self.successResultOf(plain)
+        self.assertNoResult(kafka)
+        self.acks[0].callback(None)
+        self.successResultOf(kafka)
+
+    def test_documents_matching_nothing_fire_at_once(self) -> None:
+        d = self.pipeline.submit("i", docs("c"), acknowledged=True)
+        self.clock.advance(0)
+        self.assertEqual(self.calls, [])
+        self.assertEqual(self.successResultOf(d).deliveries, 0)
+
+    def test_a_failed_publish_fails_it_with_nothing_delivered(self) -> None:
+        async def broken(sub_id: str, hits: List[Any], acknowledge: bool = False) -> Any:
+            raise BackendUnavailable("the router is not reachable")
+
+        self.pipeline.publish = broken
+        d = self.pipeline.submit("i", docs("a", "a"), acknowledged=True)
+        self.clock.advance(0)
+        error = self.failureResultOf(d, NotAllDelivered).value
+        self.assertEqual((error.delivered, error.accepted), (0, 2))
+        self.flushLoggedErrors(BackendUnavailable)
+
+    def test_kafka_positions_ride_on_the_hits_and_http_hits_have_none(self) -> None:
+        seen: List[Any] = []
+
+        async def publish(sub_id: str, hits: List[Any], acknowledge: bool = False) -> Any:
+            seen.extend(hits)
+            return True
+
+        self.pipeline.publish = publish
+        origin = {"topic": "t", "partition": 2, "offset": 41}
+        self.pipeline.submit("i", [Incoming({"m": "a"}, kafka=origin), Incoming({"m": "a"})])
+        self.clock.advance(0)
+        self.assertEqual(seen[0]["_kafka"], origin)
+        self.assertNotIn("_kafka", seen[1])
+        self.assertEqual(list(seen[1]), ["_index", "_id", "_seq", "_received", "_source"])
