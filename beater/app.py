@@ -44,17 +44,28 @@ class BeaterApp:
     holder: SessionHolder
     reactor: Any
     port: Optional[IListeningPort] = None
+    kafka: Optional[Any] = None  # beater.kafka.source.KafkaSource with --kafka-bootstrap
+    _kafka_starting: Optional[Any] = None
 
     async def start(self) -> None:
-        """Load registrations, listen for HTTP ingest and join the router."""
+        """Load registrations, listen for HTTP ingest and join the router; consume Kafka once joined."""
         await self.beater.percolator.start()
         self.port = self.reactor.listenTCP(self.settings.beater_port, self.site, interface=self.settings.beater_host)
         self.component.start(self.reactor)
+        if self.kafka is not None:
+            from beater.kafka.source import start_when_ready
+
+            holder = self.holder
+            self._kafka_starting = start_when_ready(self.reactor, self.kafka, lambda: holder.session is not None and holder.ready)
 
     async def stop(self) -> None:
-        """Stop listening, leave the router and close the percolator."""
+        """Stop listening, stop the Kafka source (committing what was delivered), leave the router, close the percolator."""
         if self.port is not None:
             await self.port.stopListening()
+        if self._kafka_starting is not None and not self._kafka_starting.called:
+            self._kafka_starting.cancel()
+        if self.kafka is not None:
+            await self.kafka.stop()  # before leaving: what is in flight still needs the router's acks
         await self.component.stop()
         await self.beater.percolator.stop()
 
@@ -90,4 +101,9 @@ def make_beater(settings: Settings, reactor: Any = None) -> BeaterApp:
         return holder.session is not None and holder.ready
 
     site = json_site(http.Root(beater, router_ready))
-    return BeaterApp(settings, beater, site, component, holder, reactor)
+    app = BeaterApp(settings, beater, site, component, holder, reactor)
+    if settings.kafka_enabled:
+        from beater.kafka.source import KafkaSource
+
+        app.kafka = KafkaSource(reactor, pipeline, settings.kafka_config())
+    return app

@@ -46,6 +46,23 @@ class BeaterMetrics:
             "estrom_batch_documents", "Documents per micro-batch", buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=self.registry
         )
         self.router_connected = Gauge("estrom_router_connected", "1 while the Beater holds a router session", registry=self.registry)
+        # The Kafka source (written from its consumer thread: prometheus-client's metrics are thread-safe).
+        self.kafka_records = Counter("estrom_kafka_records", "Records read from Kafka", ["topic"], registry=self.registry)
+        self.kafka_poison = Counter(
+            "estrom_kafka_poison_records", "Kafka records skipped as poison (not JSON, not an object, too large)",
+            ["topic", "reason"], registry=self.registry,
+        )
+        self.kafka_dead_letters = Counter("estrom_kafka_dead_letters", "Poison records produced to the dead-letter topic", registry=self.registry)
+        self.kafka_lag = Gauge(
+            "estrom_kafka_lag", "Records of a partition not yet fully delivered (highwater - commit position)",
+            ["topic", "partition"], registry=self.registry,
+        )
+        self.kafka_commit_seconds = Histogram(
+            "estrom_kafka_commit_seconds", "Time to commit offsets to Kafka", buckets=_BATCH_BUCKETS, registry=self.registry
+        )
+        self.kafka_commit_failures = Counter("estrom_kafka_commit_failures", "Offset commits that failed (retried)", registry=self.registry)
+        self.kafka_in_flight = Gauge("estrom_kafka_in_flight", "Kafka records handed to the pipeline and not yet acknowledged", registry=self.registry)
+        self.kafka_paused = Gauge("estrom_kafka_paused", "1 while the Kafka source has paused its partitions (too much in flight)", registry=self.registry)
 
     def watch_replay(self, store: "ReplayStore") -> None:
         """Expose the replay store's size and evictions, read from the store at each scrape."""

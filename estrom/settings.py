@@ -14,7 +14,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 from urllib.parse import urlparse
 
 from beater.mappings import IndexMapping, MappingError, load_mappings
@@ -69,6 +69,13 @@ OPTIONS = (
     Option("max_tail_s", "0", "longest an HTTP tail stays open, in seconds, before it ends with a proper footer (0: no limit)"),
     Option("replay_max_docs", "100000", "matched documents per index the Beater keeps for tails that resume (since= / Last-Event-ID)"),
     Option("replay_max_age_s", "600", "seconds the Beater keeps matched documents for tails that resume"),
+    Option("kafka_bootstrap", "", "Kafka brokers HOST:PORT[,HOST:PORT] to consume documents from (empty: no Kafka source)"),
+    Option("kafka_topics", "", "Kafka topics to consume, comma-separated (each record's value is one JSON document)"),
+    Option("kafka_group", "estrom", "Kafka consumer group of the Beater"),
+    Option("kafka_index_map", "", "estrom index per topic, topic=index[,topic=index] (unmapped topics: the topic's name)"),
+    Option("kafka_dead_letter_topic", "", "Kafka topic that poison records are produced to, with headers naming the error (empty: none)"),
+    Option("kafka_max_in_flight", "5000", "most Kafka records handed to the pipeline and not yet acknowledged; past it the partitions are paused"),
+    Option("kafka_max_record_bytes", "1048576", "largest Kafka record value taken as a document; larger ones are poison"),
     Option("log_level", "info", "log level: debug, info, warn, error"),
 )
 
@@ -98,8 +105,32 @@ class Settings:
     max_tail_s: float = 0.0
     replay_max_docs: int = 100000
     replay_max_age_s: float = 600.0
+    kafka_bootstrap: str = ""
+    kafka_topics: str = ""
+    kafka_group: str = "estrom"
+    kafka_index_map: str = ""
+    kafka_dead_letter_topic: str = ""
+    kafka_max_in_flight: int = 5000
+    kafka_max_record_bytes: int = 1048576
     log_level: str = "info"
     tickets: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kafka_enabled(self) -> bool:
+        """Whether the Beater consumes from Kafka."""
+        return bool(self.kafka_bootstrap)
+
+    def kafka_config(self) -> "Any":
+        """The Kafka source's configuration (settings already validated by ``resolve``)."""
+        from beater.kafka.logic import parse_bootstrap, parse_index_map, parse_topics
+        from beater.kafka.source import KafkaConfig
+
+        topics = parse_topics(self.kafka_topics)
+        return KafkaConfig(
+            bootstrap=parse_bootstrap(self.kafka_bootstrap), topics=topics, group=self.kafka_group,
+            index_map=parse_index_map(self.kafka_index_map, topics), dead_letter_topic=self.kafka_dead_letter_topic,
+            max_in_flight=self.kafka_max_in_flight, max_record_bytes=self.kafka_max_record_bytes,
+        )
 
     @property
     def router_host(self) -> str:
@@ -143,6 +174,7 @@ def resolve(args: Optional[argparse.Namespace] = None, environ: Mapping[str, str
         index_mappings = load_mappings(Path(mappings_path)) if mappings_path else {}
     except MappingError as e:
         raise SystemExit(f"estrom: --mappings: {e}") from None
+    _check_kafka(raw)
     return Settings(
         router_url=raw["router_url"],
         service_transport=raw["service_transport"],
@@ -165,9 +197,66 @@ def resolve(args: Optional[argparse.Namespace] = None, environ: Mapping[str, str
         max_tail_s=_float(raw, "max_tail_s"),
         replay_max_docs=_int(raw, "replay_max_docs"),
         replay_max_age_s=_float(raw, "replay_max_age_s"),
+        kafka_bootstrap=raw["kafka_bootstrap"].strip(),
+        kafka_topics=raw["kafka_topics"].strip(),
+        kafka_group=raw["kafka_group"].strip(),
+        kafka_index_map=raw["kafka_index_map"].strip(),
+        kafka_dead_letter_topic=raw["kafka_dead_letter_topic"].strip(),
+        kafka_max_in_flight=_int(raw, "kafka_max_in_flight"),
+        kafka_max_record_bytes=_int(raw, "kafka_max_record_bytes"),
         log_level=raw["log_level"],
         tickets=load_tickets(data_dir, environ),
     )
+
+
+def _check_kafka(raw: Mapping[str, str]) -> None:
+    """SystemExit with the flag named if a Kafka setting cannot work (only checked with --kafka-bootstrap)."""
+    from beater.kafka.logic import KafkaSettingError, TOPIC_NAME, parse_bootstrap, parse_index_map, parse_topics
+
+    def bad(name: str, message: str) -> SystemExit:
+        option = next(o for o in OPTIONS if o.name == name)
+        return SystemExit(f"estrom: {option.flag} / ${option.env}: {message}")
+
+    for name in ("kafka_max_in_flight", "kafka_max_record_bytes"):
+        if _int(raw, name) < 1:
+            raise bad(name, f"must be an integer >= 1, not {raw[name]!r}")
+    if not raw["kafka_bootstrap"].strip():
+        for name in ("kafka_topics", "kafka_index_map", "kafka_dead_letter_topic"):
+            if raw[name].strip():
+                raise bad(name, "needs --kafka-bootstrap HOST:PORT (the Kafka source is off without it)")
+        return
+    try:
+        parse_bootstrap(raw["kafka_bootstrap"])
+    except KafkaSettingError as e:
+        raise bad("kafka_bootstrap", str(e)) from None
+    if not raw["kafka_topics"].strip():
+        raise bad("kafka_topics", "name the topics to consume, e.g. --kafka-topics events,logs")
+    try:
+        topics = parse_topics(raw["kafka_topics"])
+    except KafkaSettingError as e:
+        raise bad("kafka_topics", str(e)) from None
+    try:
+        index_map = parse_index_map(raw["kafka_index_map"], topics)
+    except KafkaSettingError as e:
+        raise bad("kafka_index_map", str(e)) from None
+    from beater.errors import EstromError
+    from beater.registration import validate_index
+
+    for topic in topics:
+        if topic not in index_map:
+            try:
+                validate_index(topic)
+            except EstromError as e:
+                raise bad("kafka_index_map", f"topic {topic!r} is not a usable index name ({e.message}): "
+                                             f"map it, e.g. --kafka-index-map {topic}=<index>") from None
+    if not raw["kafka_group"].strip():
+        raise bad("kafka_group", "must not be empty")
+    dead_letters = raw["kafka_dead_letter_topic"].strip()
+    if dead_letters:
+        if not TOPIC_NAME.match(dead_letters):
+            raise bad("kafka_dead_letter_topic", f"{dead_letters!r} is not a Kafka topic name")
+        if dead_letters in topics:
+            raise bad("kafka_dead_letter_topic", f"{dead_letters!r} is also consumed: poison would come back forever")
 
 
 def _int(raw: Mapping[str, str], name: str) -> int:
