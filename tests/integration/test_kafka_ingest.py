@@ -271,3 +271,29 @@ def test_a_beater_killed_mid_stream_loses_nothing_and_repeats_only_what_was_unco
         assert not [p for p in received if p not in set(expected)]  # nothing that does not match, nothing invented
         tail.close()
         print(f"kafka kill: {len(expected)} matching, {len(repeats)} repeated, {uncommitted} uncommitted at the kill")
+
+
+def test_a_clean_stop_commits_everything_delivered_so_the_next_beater_repeats_nothing(tmp_path: Path, names: Dict[str, str]) -> None:
+    address = bootstrap()
+    topic, group = names["topic"], names["group"]
+    create_topics(address, topic, names["dead_letters"])
+    producer = Producer(address, topic)
+    try:
+        with estrom_on_kafka(tmp_path / "first", address, topic, group, names["dead_letters"]) as instance:
+            tail = open_tail(instance, i="events", q=QUERY)  # registered before the records come
+            producer.send_many(lines()[:300])
+            first = producer.matching()
+            tail.read_until(lambda c: set(first) <= set(positions_of(c.records, topic)), 60, "the first records")
+            tail.close()
+        assert committed(address, group, topic) == producer.highwater()  # SIGTERM: every delivered record committed
+        producer.send_many(lines()[300:330])
+        later = [p for p in producer.matching() if p not in set(first)]
+        with estrom_on_kafka(tmp_path / "second", address, topic, group, names["dead_letters"]) as instance:
+            tail = open_tail(instance, i="events", q=QUERY)
+            tail.read_until(lambda c: set(later) <= set(positions_of(c.records, topic)), 60, "the later records")
+            time.sleep(2)
+            tail.read_some(0.5)
+            assert sorted(positions_of(tail.records, topic)) == sorted(later)  # none of the first run again
+            tail.close()
+    finally:
+        producer.close()
