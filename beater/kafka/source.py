@@ -46,6 +46,11 @@ LAG_INTERVAL_S = 1.0
 REVOKE_DRAIN_S = 10.0
 """Longest a revocation (or a clean stop) waits for records in flight to be delivered before committing."""
 RETRY_S = 1.0
+SESSION_TIMEOUT_MS = 10000
+UNASSIGNED_RESTART_S = 20.0
+"""A consumer without partitions that long is rebuilt: kafka-python 3.0.12 was seen (about one start
+in six, right after its start-up rejoin) to stop heartbeating and never finish joining.  One Beater
+per group for now, so a healthy one always holds partitions; several Beaters will need another test."""
 ACK_TIMEOUT_S = 30.0
 """A submission not settled by then is submitted again (its acks may never come)."""
 
@@ -215,11 +220,15 @@ class KafkaSource:
             auto_offset_reset="earliest",
             max_poll_records=500,
             bootstrap_timeout_ms=10000,
+            # A member that dies without leaving (SIGKILL) holds up the group's next rebalance until
+            # its session expires: 10 s rather than 45 s lets a restarted Beater take over sooner.
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
         )
         producer = None
         try:
             consumer.subscribe(self.config.topics, listener=_make_listener(self, consumer))
-            last_commit = last_lag = time.monotonic()
+            last_commit = last_lag = assigned_at = time.monotonic()
             while True:
                 try:
                     if self.commands.get_nowait() == "stop":
@@ -262,6 +271,10 @@ class KafkaSource:
                 if handed:
                     self.reactor.callFromThread(self._arrived, handed)
                 now = time.monotonic()
+                if consumer.assignment():
+                    assigned_at = now
+                elif now - assigned_at >= UNASSIGNED_RESTART_S:
+                    raise RuntimeError(f"no partitions assigned for {UNASSIGNED_RESTART_S:.0f} s (stuck joining the group?)")
                 if now - last_commit >= COMMIT_INTERVAL_S:
                     last_commit = now
                     self._commit(consumer)
@@ -270,15 +283,28 @@ class KafkaSource:
                     self._measure_lag(consumer)
                 self.metrics.kafka_in_flight.set(self.tracker.in_flight)
         finally:
-            try:
-                consumer.close(autocommit=False, timeout_ms=5000)
-            except Exception as e:
-                self._log("warn", "Kafka source: closing the consumer failed: {error}", error=str(e))
+            self._close(consumer)
             if producer is not None:
                 try:
                     producer.close(timeout=5)
                 except Exception:
                     pass
+
+    def _close(self, consumer: Any) -> None:
+        """Close ``consumer`` (its revocation listener commits what was delivered), giving up after 15 s:
+        a consumer whose IO thread is stuck must not keep the Beater from stopping or starting over."""
+
+        def close() -> None:
+            try:
+                consumer.close(autocommit=False, timeout_ms=5000)
+            except Exception as e:
+                self._log("warn", "Kafka source: closing the consumer failed: {error}", error=str(e))
+
+        closer = threading.Thread(target=close, name="estrom kafka close", daemon=True)
+        closer.start()
+        closer.join(REVOKE_DRAIN_S + 5)
+        if closer.is_alive():
+            self._log("warn", "Kafka source: the consumer did not close within {s:.0f} s; left behind", s=REVOKE_DRAIN_S + 5)
 
     def _pause(self, consumer: Any) -> None:
         consumer.pause(*consumer.assignment())

@@ -175,6 +175,15 @@ def metric(instance: Estrom, name: str, **labels: str) -> float:
     return total
 
 
+def read_until_covered(tail: Any, instance: Estrom, wanted: List[Position], topic: str, what: str, timeout: float = 90) -> None:
+    """Read ``tail`` until every position of ``wanted`` has arrived; fail with estrom's output."""
+    def probe() -> Optional[bool]:
+        tail.read_some(0.5)
+        return True if set(wanted) <= set(positions_of(tail.records, topic)) else None
+
+    wait_for(what, probe, timeout, instance, interval=0)
+
+
 @pytest.fixture
 def names() -> Dict[str, str]:
     unique = uuid.uuid4().hex[:10]
@@ -283,14 +292,14 @@ def test_a_clean_stop_commits_everything_delivered_so_the_next_beater_repeats_no
             tail = open_tail(instance, i="events", q=QUERY)  # registered before the records come
             producer.send_many(lines()[:300])
             first = producer.matching()
-            tail.read_until(lambda c: set(first) <= set(positions_of(c.records, topic)), 60, "the first records")
+            read_until_covered(tail, instance, first, topic, "the first records")
             tail.close()
         assert committed(address, group, topic) == producer.highwater()  # SIGTERM: every delivered record committed
         producer.send_many(lines()[300:330])
         later = [p for p in producer.matching() if p not in set(first)]
         with estrom_on_kafka(tmp_path / "second", address, topic, group, names["dead_letters"]) as instance:
             tail = open_tail(instance, i="events", q=QUERY)
-            tail.read_until(lambda c: set(later) <= set(positions_of(c.records, topic)), 60, "the later records")
+            read_until_covered(tail, instance, later, topic, "the later records")
             time.sleep(2)
             tail.read_some(0.5)
             assert sorted(positions_of(tail.records, topic)) == sorted(later)  # none of the first run again
