@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from tests.integration.conftest import Estrom, http_get_json
+from tests.integration.conftest import Estrom
 from tests.integration.processes import BEATER, kill_part, wait_for
 from tests.integration.tailclients import ReaderThread, hits_of, open_tail
 
