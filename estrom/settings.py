@@ -76,6 +76,8 @@ OPTIONS = (
     Option("kafka_dead_letter_topic", "", "Kafka topic that poison records are produced to, with headers naming the error (empty: none)"),
     Option("kafka_max_in_flight", "5000", "most Kafka records handed to the pipeline and not yet acknowledged; past it the partitions are paused"),
     Option("kafka_max_record_bytes", "1048576", "largest Kafka record value taken as a document; larger ones are poison"),
+    Option("kafka_registrations_topic", "estrom-registrations",
+           "compacted Kafka topic that holds every registration, so every Beater of the group has them all (created if missing)"),
     Option("log_level", "info", "log level: debug, info, warn, error"),
 )
 
@@ -112,6 +114,7 @@ class Settings:
     kafka_dead_letter_topic: str = ""
     kafka_max_in_flight: int = 5000
     kafka_max_record_bytes: int = 1048576
+    kafka_registrations_topic: str = "estrom-registrations"
     log_level: str = "info"
     tickets: Dict[str, str] = field(default_factory=dict)
 
@@ -119,6 +122,13 @@ class Settings:
     def kafka_enabled(self) -> bool:
         """Whether the Beater consumes from Kafka."""
         return bool(self.kafka_bootstrap)
+
+    def kafka_registrations_config(self) -> "Any":
+        """The registrations log's configuration (settings already validated by ``resolve``)."""
+        from beater.kafka.logic import parse_bootstrap
+        from beater.kafka.registrations import LogConfig
+
+        return LogConfig(bootstrap=parse_bootstrap(self.kafka_bootstrap), topic=self.kafka_registrations_topic)
 
     def kafka_config(self) -> "Any":
         """The Kafka source's configuration (settings already validated by ``resolve``)."""
@@ -204,6 +214,7 @@ def resolve(args: Optional[argparse.Namespace] = None, environ: Mapping[str, str
         kafka_dead_letter_topic=raw["kafka_dead_letter_topic"].strip(),
         kafka_max_in_flight=_int(raw, "kafka_max_in_flight"),
         kafka_max_record_bytes=_int(raw, "kafka_max_record_bytes"),
+        kafka_registrations_topic=raw["kafka_registrations_topic"].strip(),
         log_level=raw["log_level"],
         tickets=load_tickets(data_dir, environ),
     )
@@ -257,6 +268,11 @@ def _check_kafka(raw: Mapping[str, str]) -> None:
             raise bad("kafka_dead_letter_topic", f"{dead_letters!r} is not a Kafka topic name")
         if dead_letters in topics:
             raise bad("kafka_dead_letter_topic", f"{dead_letters!r} is also consumed: poison would come back forever")
+    registrations = raw["kafka_registrations_topic"].strip()
+    if not TOPIC_NAME.match(registrations):
+        raise bad("kafka_registrations_topic", f"{registrations!r} is not a Kafka topic name")
+    if registrations in topics or registrations == dead_letters:
+        raise bad("kafka_registrations_topic", f"{registrations!r} is also consumed or the dead-letter topic: give it a topic of its own")
 
 
 def _int(raw: Mapping[str, str], name: str) -> int:
