@@ -45,18 +45,24 @@ class BeaterApp:
     reactor: Any
     port: Optional[IListeningPort] = None
     kafka: Optional[Any] = None  # beater.kafka.source.KafkaSource with --kafka-bootstrap
+    registrations_log: Optional[Any] = None  # beater.kafka.registrations.RegistrationLog with --kafka-bootstrap
     _kafka_starting: Optional[Any] = None
 
     async def start(self) -> None:
         """Load registrations, listen for HTTP ingest and join the router; consume Kafka once joined."""
         await self.beater.percolator.start()
         self.port = self.reactor.listenTCP(self.settings.beater_port, self.site, interface=self.settings.beater_host)
+        if self.registrations_log is not None:
+            self.registrations_log.start()  # its own thread; the reactor never waits for the broker
         self.component.start(self.reactor)
         if self.kafka is not None:
             from beater.kafka.source import start_when_ready
 
-            holder = self.holder
-            self._kafka_starting = start_when_ready(self.reactor, self.kafka, lambda: holder.session is not None and holder.ready)
+            holder, registrations = self.holder, self.registrations_log
+            # Documents are consumed only once every registration already in the log is registered
+            # here: a Beater joining the group must not take partitions and miss their subscribers.
+            self._kafka_starting = start_when_ready(self.reactor, self.kafka, lambda: holder.session is not None and holder.ready
+                                                    and (registrations is None or registrations.caught_up.called))
 
     async def stop(self) -> None:
         """Stop listening, stop the Kafka source (committing what was delivered), leave the router, close the percolator."""
@@ -66,6 +72,8 @@ class BeaterApp:
             self._kafka_starting.cancel()
         if self.kafka is not None:
             await self.kafka.stop()  # before leaving: what is in flight still needs the router's acks
+        if self.registrations_log is not None:
+            await self.registrations_log.stop()
         await self.component.stop()
         await self.beater.percolator.stop()
 
@@ -105,5 +113,10 @@ def make_beater(settings: Settings, reactor: Any = None) -> BeaterApp:
     if settings.kafka_enabled:
         from beater.kafka.source import KafkaSource
 
+        from beater.kafka.registrations import RegistrationLog
+
         app.kafka = KafkaSource(reactor, pipeline, settings.kafka_config())
+        app.registrations_log = RegistrationLog(reactor, settings.kafka_registrations_config(), percolator.register,
+                                                settings.index_mappings, pipeline.metrics)
+        beater.registrations_log = app.registrations_log
     return app

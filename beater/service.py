@@ -33,6 +33,9 @@ class Beater:
         self.pipeline = pipeline
         self.mappings: Mapping[str, IndexMapping] = mappings or {}
         self.replay_store = replay
+        self.registrations_log: Optional[Any] = None
+        """With Kafka as the source, the group's registrations log (beater.kafka.registrations.RegistrationLog):
+        a registration is answered only once it is in the log, so every Beater of the group gets it."""
 
     async def register(self, index: Any, query: Any, default_operator: Any = "or") -> Dict[str, Any]:
         """Register ``query`` on ``index`` (idempotent); answer the registration as JSON."""
@@ -41,6 +44,8 @@ class Beater:
         created = await self.percolator.register(registration)
         if created:
             log.info("registered {id} on {index}: {canonical}", id=registration.id, index=registration.index, canonical=registration.canonical_text)
+        if self.registrations_log is not None:  # durable for the whole group before it is answered
+            await self.registrations_log.publish(registration)  # nothing produced if the log has it already
         return registration.to_json()
 
     async def lookup(self, subscription_id: Any) -> Dict[str, Any]:
