@@ -48,9 +48,11 @@ REVOKE_DRAIN_S = 10.0
 RETRY_S = 1.0
 SESSION_TIMEOUT_MS = 10000
 UNASSIGNED_RESTART_S = 20.0
-"""A consumer without partitions that long is rebuilt: kafka-python 3.0.12 was seen (about one start
-in six, right after its start-up rejoin) to stop heartbeating and never finish joining.  One Beater
-per group for now, so a healthy one always holds partitions; several Beaters will need another test."""
+"""A consumer that has not finished joining the group that long is rebuilt: kafka-python 3.0.12 was
+seen (about one start in six, right after its start-up rejoin) to stop heartbeating and never finish
+joining.  "Joined" means the rebalance listener was given an assignment, even an empty one: with more
+Beaters in the group than partitions a Beater legitimately holds none, and rebuilding it would only
+make it leave and rejoin, rebalancing the whole group every 20 s."""
 ACK_TIMEOUT_S = 30.0
 """A submission not settled by then is submitted again (its acks may never come)."""
 
@@ -98,6 +100,7 @@ class KafkaSource:
         self.delivered = 0
         self.lags: Dict[Tuple[str, int], int] = {}
         self.paused = False
+        self.joined = False
         self._last_report = (0.0, 0)
 
     # --- reactor side -------------------------------------------------------------------------
@@ -228,6 +231,7 @@ class KafkaSource:
         producer = None
         try:
             consumer.subscribe(self.config.topics, listener=_make_listener(self, consumer))
+            self.joined = False  # set by the listener when a rebalance gives us an assignment (even none)
             last_commit = last_lag = assigned_at = time.monotonic()
             while True:
                 try:
@@ -271,10 +275,10 @@ class KafkaSource:
                 if handed:
                     self.reactor.callFromThread(self._arrived, handed)
                 now = time.monotonic()
-                if consumer.assignment():
+                if self.joined or consumer.assignment():
                     assigned_at = now
                 elif now - assigned_at >= UNASSIGNED_RESTART_S:
-                    raise RuntimeError(f"no partitions assigned for {UNASSIGNED_RESTART_S:.0f} s (stuck joining the group?)")
+                    raise RuntimeError(f"not joined to the group for {UNASSIGNED_RESTART_S:.0f} s (stuck joining?)")
                 if now - last_commit >= COMMIT_INTERVAL_S:
                     last_commit = now
                     self._commit(consumer)
@@ -410,6 +414,7 @@ def _make_listener(source: KafkaSource, consumer: Any) -> Any:
                     source.metrics.kafka_commit_failures.inc()
                     source._log("warn", "Kafka source: commit on revocation failed: {error}", error=f"{type(e).__name__}: {e}")
             source.tracker.revoke(keys)
+            source.joined = False  # a rebalance under way: joined again once it assigns
             source.lags = {k: v for k, v in source.lags.items() if k not in keys}
             for t, p in keys:
                 try:
@@ -421,6 +426,7 @@ def _make_listener(source: KafkaSource, consumer: Any) -> Any:
         async def on_partitions_assigned(self, assigned: Any) -> None:
             for tp in assigned:
                 source.tracker.assign((tp.topic, tp.partition))
+            source.joined = True
             source._log("info", "Kafka source: partitions assigned: {parts}",
                         parts=", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)) or "none")
 
