@@ -33,6 +33,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def settings_free_environment() -> Dict[str, str]:
+    """This environment without any ``ESTROM_*`` setting: what a test's estrom runs with is on its command line.
+
+    ``scripts/test`` exports the addresses of the services it started for the tests, and a developer's
+    shell may hold settings of their own; neither may turn on, say, Kafka in every ``estrom up`` of the run.
+    """
+    from estrom.settings import OPTIONS
+
+    settings = {option.env for option in OPTIONS}
+    return {name: value for name, value in os.environ.items() if name not in settings}
+
+
 def estrom_executable() -> List[str]:
     """The installed ``estrom`` console script next to this interpreter."""
     script = Path(sys.executable).with_name("estrom")
@@ -69,7 +81,8 @@ class Estrom:
         """Start and wait for the ``ready`` line."""
         self.output = []
         self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, start_new_session=True
+            self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, start_new_session=True,
+            env=settings_free_environment(),
         )
         ready = threading.Event()
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.integration.conftest import Estrom, http_get_json
+from tests.integration.conftest import Estrom, http_get_json, settings_free_environment
 from tests.integration.test_end_to_end import HEADER, close_prefix
 
 LOGS = {"logs": {"dynamic": False, "properties": {"user": {"type": "keyword"}, "message": {"type": "text"}}}}
@@ -81,7 +81,7 @@ def test_an_unsupported_mapping_stops_estrom_up_with_the_field_named(tmp_path: P
     """A mapping the percolators cannot honour is refused before anything starts."""
     bad = write_mappings(tmp_path, {"logs": {"properties": {"place": {"type": "geo_point"}}}})
     estrom = Estrom(tmp_path / "data", ["--mappings", str(bad)])
-    result = subprocess.run(estrom.command(), capture_output=True, text=True, timeout=60)
+    result = subprocess.run(estrom.command(), capture_output=True, text=True, timeout=60, env=settings_free_environment())
     assert result.returncode != 0
     assert "'place'" in result.stderr and "geo_point" in result.stderr
     assert "Traceback" not in result.stderr

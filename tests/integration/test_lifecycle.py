@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.integration.conftest import Estrom
+from tests.integration.conftest import Estrom, settings_free_environment
 from tests.integration.processes import alive, descendants
 
 HEADER = b'"hits": ['
@@ -56,7 +56,7 @@ def test_port_in_use_is_a_one_line_error_naming_port_and_flag(tmp_path: Path) ->
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", instance.tailor_port))
         squatter.listen()
-        done = subprocess.run(instance.command(), capture_output=True, text=True, timeout=60)
+        done = subprocess.run(instance.command(), capture_output=True, text=True, timeout=60, env=settings_free_environment())
     assert done.returncode != 0
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, done.stderr
