@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
-from tests.integration.conftest import ROOT, Estrom, estrom_executable, free_port
+from tests.integration.conftest import ROOT, Estrom, estrom_executable, free_port, settings_free_environment
 from tests.integration.processes import health, wait_for
 from tests.integration.tailclients import open_tail
 from tests.integration.test_kafka_ingest import PARTITIONS, Position, Producer, bootstrap, create_topics, lines
@@ -43,7 +43,7 @@ class SecondBeater:
     def __init__(self, first: Estrom, data_dir: Path, kafka_args: List[str]) -> None:
         self.beater_port = free_port()
         secrets = json.loads((first.data_dir / "secrets.json").read_text())
-        env = {**os.environ, "ESTROM_BEATER_TICKET": secrets["beater"], "ESTROM_TAILOR_TICKET": secrets["tailor"]}
+        env = {**settings_free_environment(), "ESTROM_BEATER_TICKET": secrets["beater"], "ESTROM_TAILOR_TICKET": secrets["tailor"]}
         command = estrom_executable() + [
             "beater", "--router-url", first.router_url, "--data-dir", str(data_dir), "--beater-port", str(self.beater_port),
             "--log-level", "info",
