@@ -81,3 +81,70 @@ def test_the_registrations_topic_must_be_a_topic_of_its_own(tmp_path: Any) -> No
         settings.resolve(None, {**environ, "ESTROM_KAFKA_REGISTRATIONS_TOPIC": "events"})
     with pytest.raises(SystemExit, match="kafka-registrations-topic"):
         settings.resolve(None, {**environ, "ESTROM_KAFKA_REGISTRATIONS_TOPIC": "bad topic"})
+
+
+# --- the Beater answers a registration only once it is in the log ------------------------------------
+
+
+class _Percolator:
+    def __init__(self) -> None:
+        self.registered: List[str] = []
+
+    def register(self, registration: Any) -> Any:
+        new = registration.id not in self.registered
+        self.registered.append(registration.id)
+        return succeed(new)
+
+
+class _Log:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.published: List[str] = []
+
+    async def publish(self, registration: Any) -> None:
+        from beater.errors import BackendUnavailable
+
+        if self.fail:
+            raise BackendUnavailable("no log")
+        self.published.append(registration.id)
+
+
+def _beater(log: Any) -> Any:
+    from beater.service import Beater
+
+    beater = Beater(_Percolator(), pipeline=None)  # type: ignore[arg-type]
+    beater.registrations_log = log
+    return beater
+
+
+def test_a_registration_is_answered_after_it_is_in_the_log() -> None:
+    from twisted.internet.defer import ensureDeferred
+
+    from tests.unit.deferreds import result
+
+    log = _Log()
+    answer = result(ensureDeferred(_beater(log).register("events", "a AND b")))
+    assert log.published == [answer["id"]]
+
+
+def test_a_registration_the_log_cannot_take_is_an_unavailable_error() -> None:
+    from twisted.internet.defer import ensureDeferred
+
+    from beater.errors import BackendUnavailable
+    from tests.unit.deferreds import result
+
+    beater = _beater(_Log(fail=True))
+    with pytest.raises(BackendUnavailable):
+        result(ensureDeferred(beater.register("events", "a")))
+    assert beater.percolator.registered  # registered here: registering again is idempotent and retries the log
+
+
+def test_an_id_already_in_the_log_is_not_produced_again() -> None:
+    from twisted.internet.defer import ensureDeferred
+
+    from tests.unit.deferreds import result
+
+    log = RegistrationLog(_Reactor(), LogConfig(["127.0.0.1:9"]), lambda r: succeed(True), {})
+    registration = make_registration("events", "a")
+    log.known.add(registration.id)
+    assert result(ensureDeferred(log.publish(registration))) is None  # no producer needed, none touched
