@@ -37,7 +37,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -51,7 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
-from bench.tails import free_port, http_status, percentile  # noqa: E402
+from bench.estrom_up import EstromUp  # noqa: E402
+from bench.tails import percentile  # noqa: E402
 from bench.workload import e2e_queries, load_documents  # noqa: E402
 
 KAFKA_INDEX = "events"
@@ -162,49 +162,16 @@ class Broker:
             subprocess.run([str(ROOT / "scripts" / "services"), "stop", "kafka"], check=False)
 
 
-class Estrom:
+class Estrom(EstromUp):
     """One `estrom up` consuming the topic, on free ports with a temporary data directory."""
 
     def __init__(self, bootstrap: str, topic: str, group: str) -> None:
-        self.data_dir = Path(tempfile.mkdtemp(prefix="estrom-kafka-"))
-        router, tailor, beater = free_port(), free_port(), free_port()
-        self.tailor, self.beater = f"http://127.0.0.1:{tailor}", f"http://127.0.0.1:{beater}"
-        cmd = [str(Path(sys.executable).with_name("estrom")), "up", "--data-dir", str(self.data_dir),
-               "--router-url", f"ws://127.0.0.1:{router}/ws", "--tailor-port", str(tailor),
-               "--beater-port", str(beater), "--log-level", "warn",
-               "--kafka-bootstrap", bootstrap, "--kafka-topics", topic,
-               "--kafka-index-map", f"{topic}={KAFKA_INDEX}", "--kafka-group", group]
-        self.log = self.data_dir / "estrom.log"
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if b"estrom: ready" in self.log.read_bytes() and all(
-                    http_status(u + "/api/v0.1/health") == 200 for u in (self.tailor, self.beater)):
-                return
-            time.sleep(0.2)
-        raise SystemExit("estrom up did not start:\n" + self.log.read_text())
+        super().__init__(["--kafka-bootstrap", bootstrap, "--kafka-topics", topic,
+                          "--kafka-index-map", f"{topic}={KAFKA_INDEX}", "--kafka-group", group], prefix="estrom-kafka-")
 
     def beater_pid(self) -> int:
-        """The Beater: the descendant of `estrom up` run with ``beater`` in its argv."""
-        parents: Dict[int, int] = {}
-        argvs: Dict[int, List[str]] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                    argvs[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().decode().split("\0")
-                except (OSError, ValueError, IndexError):
-                    continue
-        for pid, argv in argvs.items():
-            ancestor = parents.get(pid)
-            while ancestor and ancestor != self.proc.pid:
-                ancestor = parents.get(ancestor)
-            if ancestor == self.proc.pid and "beater" in argv:
-                return pid
-        raise SystemExit("no Beater process under estrom up")
+        """The pid of the Beater."""
+        return self.part_pid("beater")
 
     def kafka_records(self) -> float:
         """estrom_kafka_records_total summed, from the Beater's /metrics."""
@@ -212,15 +179,6 @@ class Estrom:
             text = r.read().decode()
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith("estrom_kafka_records_total"))
-
-    def stop(self) -> None:
-        import signal
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------- tails

@@ -28,10 +28,8 @@ import http.client
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from array import array
@@ -42,6 +40,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.estrom_up import EstromUp  # noqa: E402
 from bench.tail_client import raise_file_limit  # noqa: E402
 from bench.workload import load_documents  # noqa: E402
 
@@ -136,82 +135,16 @@ def expected_counts(docs: List[Dict[str, Any]], queries: List[List[Term]], poste
 
 # ---------------------------------------------------------------- estrom and /proc
 
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Estrom:
-    """One `estrom up` on free ports with a temporary data directory."""
+class Estrom(EstromUp):
+    """One `estrom up` on free ports with a temporary data directory, its tail limits raised for the run."""
 
     def __init__(self, max_tails: int, source: Optional[str] = None) -> None:
-        self.data_dir = Path(tempfile.mkdtemp(prefix="estrom-tails-"))
-        self.router_port, self.tailor_port, self.beater_port = free_port(), free_port(), free_port()
-        self.tailor = f"http://127.0.0.1:{self.tailor_port}"
-        self.beater = f"http://127.0.0.1:{self.beater_port}"
-        # From another source tree (a checkout of some commit), or the installed `estrom`.
-        env = dict(os.environ, PYTHONPATH=source) if source else None
-        up = [sys.executable, "-m", "estrom.cli", "up"] if source else [str(Path(sys.executable).with_name("estrom")), "up"]
-        cmd = [*up, "--data-dir", str(self.data_dir),
-               "--router-url", f"ws://127.0.0.1:{self.router_port}/ws",
-               "--tailor-port", str(self.tailor_port), "--beater-port", str(self.beater_port),
-               "--max-tails", str(max_tails), "--max-tails-per-client", str(max_tails), "--log-level", "warn"]
-        self.log = self.data_dir / "estrom.log"
-        with open(self.log, "wb") as log:  # a pipe nobody reads would fill and block it
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True, env=env, cwd=source)
-
-    def wait_ready(self) -> None:
-        """Until `estrom up` says ready and both services answer their health check."""
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if b"estrom: ready" in self.log.read_bytes() and all(
-                    http_status(url + "/api/v0.1/health") == 200 for url in (self.tailor, self.beater)):
-                return
-            time.sleep(0.2)
-        raise SystemExit("estrom up did not start:\n" + self.log.read_text())
+        super().__init__(["--max-tails", str(max_tails), "--max-tails-per-client", str(max_tails)],
+                         prefix="estrom-tails-", source=source)
 
     def tailor_pid(self) -> int:
-        """The pid of the Tailor: the descendant of `estrom up` run as ``estrom.cli tailor``."""
-        parents: Dict[int, int] = {}
-        commands: Dict[int, List[str]] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                    parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-                    commands[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().decode().split("\0")
-                except (OSError, ValueError, IndexError):
-                    continue
-        for pid, argv in commands.items():
-            ancestor = parents.get(pid)
-            while ancestor and ancestor != self.proc.pid:
-                ancestor = parents.get(ancestor)
-            if ancestor == self.proc.pid and "tailor" in argv:
-                return pid
-        raise SystemExit("no Tailor process under estrom up")
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL to its process group if it lingers."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-def http_status(url: str) -> int:
-    """The status of a GET, or 0 when nothing answers."""
-    import urllib.request
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status
-    except Exception as e:
-        return getattr(e, "code", 0)
+        """The pid of the Tailor."""
+        return self.part_pid("tailor")
 
 
 def proc_sample(pid: int) -> Tuple[float, float]:
