@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from twisted.internet.defer import Deferred, DeferredList, FirstError, ensureDeferred
 from twisted.internet.task import deferLater
@@ -98,14 +98,14 @@ class _Submission:
         self.settled = False
         self.acknowledged = acknowledged
         self._unacknowledged = 0  # slices of its documents whose acks are not all in
-        self._slices: set = set()
+        self._slices: Set[_Acks] = set()
 
     def published(self, deliveries: int, acks: Optional[_Acks] = None) -> None:
         """One more of its documents (they go in order) was matched and its hits handed to the router;
         ``acks`` are the router's acknowledgements of the publishes of that document's slice."""
         self.report.deliveries += deliveries
-        if acks is not None and id(acks) not in self._slices:
-            self._slices.add(id(acks))
+        if acks is not None and acks not in self._slices:
+            self._slices.add(acks)  # the object, not its id(): a settled one may be freed and its id reused
             self._unacknowledged += 1
             acks.when_settled(self._settled)
         self.remaining -= 1
