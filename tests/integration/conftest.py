@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 from urllib.parse import urlencode
 
 import pytest
@@ -26,11 +26,22 @@ ROOT = Path(__file__).resolve().parents[2]
 WAMPCLI = Path(__file__).with_name("wampcli.py")
 
 
+_HANDED_OUT: Set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port nobody listens on right now, and never one handed out before in this run.
+
+    A stopped instance's ports are free again, and the kernel readily hands them to the next bind:
+    a test that starts a second instance while the first is down must not take the first's ports.
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def settings_free_environment() -> Dict[str, str]:
