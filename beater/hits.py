@@ -21,13 +21,16 @@ def received_now() -> str:
 
 
 def make_hit(index: str, source: Dict[str, Any], seq: int, received: str, doc_id: Optional[str] = None,
-             kafka: Optional[Dict[str, Any]] = None) -> Hit:
-    """One hit: ``{"_index", "_id", "_seq", "_received", "_source"}``, and ``_kafka`` (``{"topic", "partition",
-    "offset"}``) only for a document read from Kafka, so a subscriber can drop redelivered duplicates."""
+             kafka: Optional[Dict[str, Any]] = None, beater: str = "-") -> Hit:
+    """One hit: ``{"_index", "_id", "_seq", "_beater", "_received", "_source"}``, and ``_kafka`` (``{"topic",
+    "partition", "offset"}``) only for a document read from Kafka, so a subscriber can drop redelivered
+    duplicates.  ``_seq`` counts the index's documents on the Beater ``_beater``: together they say where a
+    tail has got to (``tailor/cursor.py``)."""
     hit: Hit = {
         "_index": index,
         "_id": doc_id if doc_id is not None else new_document_id(),
         "_seq": seq,
+        "_beater": beater,
         "_received": received,
         "_source": source,
     }

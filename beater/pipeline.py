@@ -240,7 +240,8 @@ class Pipeline:
         started = self.clock.seconds()
         received = received_now()
         first = self.sequencer.take(index, len(batch))
-        hits = [make_hit(index, doc.source, first + i, received, doc.id, doc.kafka) for i, (doc, _) in enumerate(batch)]
+        beater = self.sequencer.beater_id
+        hits = [make_hit(index, doc.source, first + i, received, doc.id, doc.kafka, beater) for i, (doc, _) in enumerate(batch)]
         sources = [doc.source for doc, _ in batch]
         done = 0
         try:

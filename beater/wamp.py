@@ -80,9 +80,15 @@ def attach(component: Component, beater: Beater, holder: SessionHolder, listener
         await session.register(_as_wamp_errors(_expecting(beater.register, listeners)), contract.PROC_REGISTER, options=options)
         await session.register(_as_wamp_errors(_expecting(beater.lookup, listeners)), contract.PROC_LOOKUP, options=options)
         await session.register(_as_wamp_errors(beater.ingest_documents), contract.PROC_INGEST, options=options)
-        # Not through _expecting: a replay follows a subscription the router already reported.
-        await session.register(_as_wamp_errors(beater.replay), contract.PROC_REPLAY, options=options)
-        await session.register(lambda: {"percolator": beater.percolator.name}, contract.PROC_HEALTH, options=options)
+        # Not through _expecting: a replay follows a subscription the router already reported.  Its own
+        # procedure, not a shared one: sequence numbers are per Beater, so a Tailor asks each Beater in turn.
+        beater_id = beater.pipeline.sequencer.beater_id
+        try:
+            await session.register(_as_wamp_errors(beater.replay), contract.replay_procedure(beater_id))
+        except ApplicationError as e:
+            log.error("another Beater with id {beater} is on this router ({e}); tails cannot resume from this one: "
+                      "give each Beater its own --data-dir", beater=beater_id, e=e.error)
+        await session.register(lambda: {"percolator": beater.percolator.name, "beater": beater_id}, contract.PROC_HEALTH, options=options)
         holder.ready = True  # health answers 200 from here on
 
     @component.on_leave

@@ -7,7 +7,9 @@ fell behind, ``{"_estrom": {"gap": true, ...}}`` when a resume reached back
 further than the replay store) sit in the ``hits`` array beside the hits; no
 hit has an ``_estrom`` key, so they are told apart by it and reported on
 stderr.  When the connection drops, the tail is opened again with
-``since=<_seq of the last hit>``: the hits matched meanwhile come first.
+``since=<cursor>``: the hits matched meanwhile come first.  The cursor is
+``@<epoch ms this client started>`` then ``<_beater>:<_seq>`` of the last hit
+from each Beater (each numbers its own hits), e.g. ``@1764590000000,3f2a9c1d:4711``.
 
 ``ijson.items`` reads its source with ``read(64 KiB)``, and a plain HTTP
 response's ``read(n)`` waits until ``n`` bytes have arrived; ``LiveStream``
@@ -22,7 +24,6 @@ import http.client
 import json
 import sys
 import time
-from datetime import datetime, timezone
 import urllib.error
 import urllib.request
 from typing import Any, Dict, Iterator, Optional
@@ -56,8 +57,13 @@ def open_tail(base_url: str, index: str, query: str, limit: Optional[int] = None
 def hits(base_url: str, index: str, query: str, since: Optional[str] = None) -> Iterator[Dict[str, Any]]:
     """Every hit of ``query``, for ever: reconnects after a dropped connection and resumes after the last hit."""
     opening = since  # the first connection is live, unless told where to start
-    # Until a first hit gives an event id, a reconnect resumes from the time this tail began.
-    resume = since or datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    # Beaters no hit came from yet are resumed from the time this tail began.
+    started_ms = int(time.time() * 1000)
+    last: Dict[str, int] = {}  # Beater -> _seq of its last hit
+
+    def cursor() -> str:
+        return ",".join([f"@{started_ms}"] + [f"{beater}:{seq}" for beater, seq in last.items()])
+
     while True:
         try:
             with open_tail(base_url, index, query, since=opening) as response:
@@ -65,15 +71,15 @@ def hits(base_url: str, index: str, query: str, since: Optional[str] = None) -> 
                     if "_estrom" in item:  # the Tailor's own record, not a hit
                         print(f"estrom: {json.dumps(item['_estrom'])}", file=sys.stderr, flush=True)
                         continue
-                    resume = str(item["_seq"])  # the hit's event id: where to resume from
+                    last[item["_beater"]] = item["_seq"]  # where to resume from on its Beater
                     yield item
             return  # the stream ended properly (limit, timeout)
         except urllib.error.HTTPError as e:
             if e.code < 500 and e.code != 429:
                 raise SystemExit(f"estrom: {e.code} {e.read().decode(errors='replace')}")
         except (OSError, http.client.HTTPException, ijson.JSONError) as e:
-            print(f"estrom: connection lost ({e}); resuming from {resume}", file=sys.stderr, flush=True)
-        opening = resume
+            print(f"estrom: connection lost ({e}); resuming from {cursor()}", file=sys.stderr, flush=True)
+        opening = cursor() if last or since is None else since
         time.sleep(1)
 
 
@@ -83,7 +89,7 @@ def main() -> None:
     parser.add_argument("query")
     parser.add_argument("--index", default="events")
     parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--since", help="resume after this event id (a hit's _seq), or from an ISO-8601 time")
+    parser.add_argument("--since", help="resume from this cursor (an SSE id), or from an ISO-8601 time")
     args = parser.parse_args()
     for hit in hits(args.url, args.index, args.query, args.since):
         print(json.dumps(hit), flush=True)

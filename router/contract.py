@@ -7,6 +7,8 @@ grants permissions in terms of the same names (a test checks they agree).
 
 from __future__ import annotations
 
+from typing import Optional
+
 REALM = "estrom"
 
 # Roles.  Services authenticate with WAMP-ticket; everyone else is anonymous.
@@ -20,12 +22,28 @@ PROC_REGISTER = "estrom.register"
 """``estrom.register(index, query, default_operator="or")`` → registration dict."""
 PROC_LOOKUP = "estrom.lookup"
 """``estrom.lookup(subscription_id)`` → registration dict; ``estrom.error.unknown_subscription`` if absent."""
-PROC_REPLAY = "estrom.replay"
-"""``estrom.replay(subscription_id, since, limit=1000)`` → ``{"hits": [[seq, json bytes], ...], "gap", "missed", "more"}``
-(services only): what the subscription matched after ``since`` (``{"seq": n}``, exclusive, or ``{"time_ms": t}``,
-inclusive), from the Beater's bounded replay store; tails resume through it without a gap."""
+PROC_REPLAY_PREFIX = "estrom.replay."
+"""``estrom.replay.<beater id>(subscription_id, since, limit=1000)`` → ``{"hits": [[seq, json bytes], ...], "gap",
+"missed", "more"}`` (services only), one procedure per Beater: what the subscription matched on that Beater after
+``since`` (``{"seq": n}``, exclusive, or ``{"time_ms": t}``, inclusive), from its bounded replay store.  Sequence
+numbers are per Beater, so a tail resumes by asking every Beater from where its cursor says (``tailor/cursor.py``);
+the Tailor finds the Beaters through the router's registration meta API."""
+
+
+def replay_procedure(beater_id: str) -> str:
+    """The replay procedure of one Beater."""
+    return PROC_REPLAY_PREFIX + beater_id
+
+
+def beater_of_replay_procedure(uri: object) -> Optional[str]:
+    """The Beater id an ``estrom.replay.<id>`` URI names, or None for other URIs."""
+    if isinstance(uri, str) and uri.startswith(PROC_REPLAY_PREFIX) and len(uri) > len(PROC_REPLAY_PREFIX):
+        return uri[len(PROC_REPLAY_PREFIX):]
+    return None
+
+
 PROC_HEALTH = "estrom.health"
-"""``estrom.health()`` → ``{"percolator": name}`` (services only): a Tailor's probe that a Beater serves."""
+"""``estrom.health()`` → ``{"percolator": name, "beater": id}`` (services only): a Tailor's probe that a Beater serves."""
 PROC_INGEST = "estrom.ingest"
 """``estrom.ingest(index, docs)`` → ingest report (beater role and services only)."""
 
@@ -43,6 +61,11 @@ META_SUBSCRIPTION_ON_CREATE = "wamp.subscription.on_create"
 META_SUBSCRIPTION_ON_DELETE = "wamp.subscription.on_delete"
 META_SUBSCRIPTION_LIST = "wamp.subscription.list"
 META_SUBSCRIPTION_GET = "wamp.subscription.get"
+# The registration meta API, which the Tailor follows to know every Beater's replay procedure.
+META_REGISTRATION_ON_CREATE = "wamp.registration.on_create"
+META_REGISTRATION_ON_DELETE = "wamp.registration.on_delete"
+META_REGISTRATION_LIST = "wamp.registration.list"
+META_REGISTRATION_GET = "wamp.registration.get"
 
 # Errors (``ApplicationError.error``).
 ERROR_INVALID_QUERY = "estrom.error.invalid_query"

@@ -58,14 +58,12 @@ def make_tailor(settings: Settings, reactor: Any = None) -> TailorApp:
 
     @component.on_join
     def _joined(session: Any, details: Any) -> Any:
-        hub.session = session
         # Not returned: catching up may wait for a Beater that rejoins later, and the join must not.
-        ensureDeferred(hub.resubscribe_all()).addErrback(lambda f: log.failure("resubscribing failed", f))
+        ensureDeferred(hub.joined(session)).addErrback(lambda f: log.failure("resubscribing failed", f))
 
     @component.on_leave
     def _left(session: Any, details: Any) -> None:
-        if hub.session is session:
-            hub.session = None
+        hub.left(session)
 
     def session() -> Any:
         return holder.session

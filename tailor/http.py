@@ -25,9 +25,10 @@ from estrom.settings import Settings
 from estrom.web import NotFound, error_body, write_json
 from router import contract
 from tailor.limits import RETRY_AFTER_S, TailLimits
+from tailor.cursor import Cursor
 from tailor.params import BadRequest, TailRequest, parse_tail
 from tailor.stream import Delivered
-from tailor.subscriptions import SubscriptionHub, replay
+from tailor.subscriptions import SubscriptionHub, beaters_to_ask, now_ms, replay_beater
 from tailor.tail import Tail
 
 log = Logger()
@@ -132,7 +133,7 @@ class DocsResource(Resource):
         tail = Tail(request, wanted.format, self.clock, registration["id"], limit=wanted.limit, timeout=wanted.timeout,
                     heartbeat_s=s.heartbeat_s, max_bytes=s.tail_buffer_bytes, max_hits=s.tail_buffer_hits,
                     on_slow=wanted.on_slow, max_tail_s=s.max_tail_s,
-                    after=since["seq"] if since and "seq" in since else 0, on_closed=self._closed)
+                    since=since if since is not None else Cursor(floor_ms=now_ms()), on_closed=self._closed)
         if since is not None:
             tail.hold()  # subscribed before the replay is read: live hits wait, so nothing falls between
         try:
@@ -149,22 +150,24 @@ class DocsResource(Resource):
         if since is not None:
             await self._replay(session, tail, since)
 
-    async def _replay(self, session: Any, tail: Tail, since: Dict[str, int]) -> None:
-        def gap(missed: Optional[int]) -> None:
-            tail.notice("gap", gap=True, missed=missed)
+    async def _replay(self, session: Any, tail: Tail, since: Cursor) -> None:
+        def gap(beater: str, missed: Optional[int]) -> None:
+            tail.notice("gap", gap=True, missed=missed, beater=beater)
 
         def page(hits: List[Delivered]) -> "Optional[Deferred[None]]":
             if tail.closed:
                 raise TailGone()  # the client left: stop paging
             return tail.replayed(hits)
 
-        try:
-            await replay(session, tail.subscription_id, since, page, gap)
-        except TailGone:
-            return
-        except Exception as e:
-            log.warn("replaying {id} for a resumed tail failed: {e}", id=tail.subscription_id, e=e)
-            gap(None)
+        # Each Beater numbers its own hits: ask every one from where the cursor says, one after another.
+        for beater in beaters_to_ask(self.hub.beaters, since):
+            try:
+                await replay_beater(session, beater, tail.subscription_id, since.since_for(beater, now_ms()), page, gap)
+            except TailGone:
+                return
+            except Exception as e:
+                log.warn("replaying {id} from Beater {beater} for a resumed tail failed: {e}", id=tail.subscription_id, beater=beater, e=e)
+                gap(beater, None)
         tail.release_held()
 
     def _closed(self, tail: Tail) -> None:

@@ -12,15 +12,11 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from router import contract
+from tailor.cursor import Cursor, CursorError, parse_cursor
 from tailor.stream import FORMATS, Format
 
 MAX_LIMIT = 1_000_000_000
 MAX_TIMEOUT_S = 366 * 24 * 3600.0
-EPOCH_MS_FROM = 10**12
-"""``since`` integers from here on are epoch milliseconds (2001-09-09 on); below, event ids.
-
-An index's event ids count its documents from 1, so a stream would need 10^12
-documents (six years at 5,000 a second) before the two could be confused."""
 
 
 class BadRequest(Exception):
@@ -41,7 +37,7 @@ class TailRequest:
     format: Format
     limit: Optional[int] = None
     timeout: Optional[float] = None
-    since: Optional[Dict[str, int]] = None
+    since: Optional[Cursor] = None
     on_slow: str = "drop"
 
 
@@ -58,23 +54,24 @@ def _number(value: Optional[str], name: str, kind: type, most: float) -> Any:
     return number
 
 
-def parse_since(value: str, name: str = "since") -> Dict[str, int]:
-    """A resume point: ``{"seq": n}`` for an event id, ``{"time_ms": t}`` for a time.
-
-    Accepted: an event id (a hit's ``_seq``), epoch milliseconds, or an ISO-8601
-    time (``2026-12-01T10:00:00Z``; no zone means UTC).
-    """
+def parse_since(value: str, name: str = "since") -> Cursor:
+    """A resume point (``tailor/cursor.py``): an event id the Tailor wrote (``@<ms>,<beater>:<seq>,...``),
+    a bare event id of a single Beater, epoch milliseconds, or an ISO-8601 time (``2026-12-01T10:00:00Z``;
+    no zone means UTC).  A time alone replays every Beater from it."""
     text = value.strip()
-    if text.isascii() and text.isdigit():  # str.isdigit() also takes digits int() refuses, such as "²"
-        number = int(text)
-        return {"time_ms": number} if number >= EPOCH_MS_FROM else {"seq": number}
+    try:
+        return parse_cursor(text)
+    except CursorError as e:
+        error = e
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
+        if any(c in text for c in "@:,") and "T" not in text:
+            raise BadRequest(f"{name} is not a valid event id: {error}", part=f"{name}={value}") from None
         raise BadRequest(f"{name} must be an event id, epoch milliseconds or an ISO-8601 time", part=f"{name}={value}") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return {"time_ms": int(when.timestamp() * 1000)}
+    return Cursor(floor_ms=int(when.timestamp() * 1000))
 
 
 def choose_format(requested: Optional[str], accept: Optional[str]) -> Format:

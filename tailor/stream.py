@@ -8,7 +8,8 @@ valid between JSON tokens, so proxies see traffic and parsers see nothing.
 
 ``ndjson`` is one JSON value per line (``curl -N ... | jq``), ``sse`` is
 Server-Sent Events for a browser's ``EventSource``: each hit an event whose
-``id:`` is its event id, so a reconnecting browser sends ``Last-Event-ID``.
+``id:`` is the tail's cursor after it (``tailor/cursor.py``), so a reconnecting
+browser sends ``Last-Event-ID`` and resumes after it on every Beater.
 
 In every format the Tailor's own records (hits dropped for a slow client, a
 gap in a resumed stream, the end of the stream) are ``{"_estrom": {...}}``
@@ -18,15 +19,19 @@ objects: no hit has an ``_estrom`` key, so none is ever mistaken for one.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, NamedTuple, Optional, Sequence
 
 from beater.hits import encode_hit
 
 HEARTBEAT = b"\n"
 FOOTER = b"\n]}\n"
 
-Delivered = Tuple[int, bytes]
-"""A hit as the Tailor passes it on: its event id (the hit's ``_seq``) and its encoded JSON."""
+class Delivered(NamedTuple):
+    """A hit as the Tailor passes it on: the Beater that published it, its ``_seq`` there, its encoded JSON."""
+
+    beater: str
+    seq: int
+    data: bytes
 
 
 def header(subscription_id: str) -> bytes:
@@ -62,14 +67,17 @@ class Format:
 
     name = "json"
     content_type = b"application/json; charset=utf-8"
+    wants_ids = False
+    """Whether :meth:`hits` writes event ids (the tail computes them only then)."""
 
     def header(self, subscription_id: str) -> bytes:
         """The bytes sent right after the 200."""
         return header(subscription_id)
 
-    def hits(self, hits: Sequence[Delivered], first: bool) -> bytes:
-        """The hits of one write; ``first`` says whether nothing was written since the header."""
-        return join_hits([data for _, data in hits], first)
+    def hits(self, hits: Sequence[Delivered], first: bool, ids: Sequence[bytes] = ()) -> bytes:
+        """The hits of one write; ``first`` says whether nothing was written since the header; ``ids``
+        (when the format wants them) the event id after each hit."""
+        return join_hits([hit.data for hit in hits], first)
 
     def record(self, kind: str, body: Dict[str, Any], first: bool) -> bytes:
         """A Tailor record of ``kind`` (``dropped``, ``gap``, ``end``, ``error``)."""
@@ -95,9 +103,9 @@ class NdjsonFormat(Format):
         """A first line ``{"_estrom": {"subscription_id": ...}}``."""
         return encode_control(control(subscription_id=subscription_id)) + b"\n"
 
-    def hits(self, hits: Sequence[Delivered], first: bool) -> bytes:
+    def hits(self, hits: Sequence[Delivered], first: bool, ids: Sequence[bytes] = ()) -> bytes:
         """One line per hit."""
-        return b"".join(data + b"\n" for _, data in hits)
+        return b"".join(hit.data + b"\n" for hit in hits)
 
     def record(self, kind: str, body: Dict[str, Any], first: bool) -> bytes:
         """One line per record."""
@@ -114,15 +122,16 @@ class SseFormat(Format):
     name = "sse"
     content_type = b"text/event-stream; charset=utf-8"
     RETRY_MS = 3000
+    wants_ids = True
 
     def header(self, subscription_id: str) -> bytes:
         """``retry:`` (how long a browser waits before reconnecting), then a ``subscription`` event."""
         data = encode_control(control(subscription_id=subscription_id))
         return b"retry: %d\n\nevent: subscription\ndata: %s\n\n" % (self.RETRY_MS, data)
 
-    def hits(self, hits: Sequence[Delivered], first: bool) -> bytes:
-        """One event per hit, its event id in ``id:`` (JSON never holds a raw newline)."""
-        return b"".join(b"id: %d\ndata: %s\n\n" % (seq, data) for seq, data in hits)
+    def hits(self, hits: Sequence[Delivered], first: bool, ids: Sequence[bytes] = ()) -> bytes:
+        """One event per hit, the cursor after it in ``id:`` (JSON never holds a raw newline)."""
+        return b"".join(b"id: %s\ndata: %s\n\n" % (event_id, hit.data) for event_id, hit in zip(ids, hits))
 
     def record(self, kind: str, body: Dict[str, Any], first: bool) -> bytes:
         """``event: <kind>`` with the record as its data."""

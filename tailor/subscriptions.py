@@ -6,8 +6,9 @@ subscribes, later ones join it, the last one leaving unsubscribes.
 
 After a reconnect to the router every live id is subscribed again, and what
 the id matched while the router was away (published into a dead connection,
-or not at all) is fetched from the Beater's replay store: from the last event
-id the hub passed on, or from the time it subscribed when nothing came yet.
+or not at all) is fetched from every Beater's replay store: from the last hit
+the hub passed on from that Beater, or from the time it subscribed when none
+came yet (``tailor/cursor.py``).
 Live events that arrive meanwhile wait, so the tails see one ordered stream
 with neither a gap nor a repeat.
 """
@@ -25,7 +26,10 @@ from twisted.logger import Logger
 
 from router import contract
 from tailor import stream
+from tailor.beaters import BeaterDirectory, follow_beaters
+from tailor.cursor import Cursor
 from tailor.stream import Delivered
+from tailor.tail import fresh_hits
 
 log = Logger()
 
@@ -50,24 +54,36 @@ Replayed = Callable[[List[Delivered]], "Optional[Deferred[None]]"]
 """Takes one page of a replay; may answer a Deferred that fires when the next page is wanted."""
 
 
-async def replay(session: Any, subscription_id: str, since: Dict[str, int], hits: Replayed,
-                 gap: Callable[[Optional[int]], None]) -> None:
-    """Page through the Beater's replay store from ``since``; ``gap`` is told if it cannot reach back."""
+async def replay_beater(session: Any, beater: str, subscription_id: str, since: Dict[str, int], hits: Replayed,
+                        gap: Callable[[str, Optional[int]], None]) -> None:
+    """Page through one Beater's replay store from ``since``; ``gap`` is told if it cannot reach back."""
     cursor = since
     first = True
     while True:
-        answer = await session.call(contract.PROC_REPLAY, subscription_id, cursor, REPLAY_PAGE)
+        answer = await session.call(contract.replay_procedure(beater), subscription_id, cursor, REPLAY_PAGE)
         if first and answer.get("gap"):
-            gap(answer.get("missed"))
+            gap(beater, answer.get("missed"))
         first = False
-        page = [(int(seq), bytes(data)) for seq, data in answer.get("hits", [])]
+        page = [Delivered(beater, int(seq), bytes(data)) for seq, data in answer.get("hits", [])]
         if page:
             wait = hits(page)
             if wait is not None:
                 await wait
-            cursor = {"seq": page[-1][0]}
+            cursor = {"seq": page[-1].seq}
         if not page or not answer.get("more"):
             return
+
+
+def beaters_to_ask(directory: BeaterDirectory, cursor: Cursor) -> List[str]:
+    """Every Beater serving now, and every Beater the cursor has heard from (gone or not back yet)."""
+    return sorted(set(directory.ids) | set(cursor.seqs))
+
+
+def delivered_hit(hit: Any, data: bytes) -> Delivered:
+    """A live hit as the tails take it: its Beater and sequence number, and its JSON."""
+    if not isinstance(hit, dict):
+        return Delivered("-", 0, data)
+    return Delivered(str(hit.get("_beater") or "-"), int(hit.get("_seq") or 0), data)
 
 
 def now_ms() -> int:
@@ -82,26 +98,21 @@ class _Entry:
         self.listeners: Set[Sink] = set()
         self.subscription: Any = None
         self.waiters: Optional[List["Deferred[None]"]] = None
-        self.last_seq = 0  # event id of the last hit passed on
-        self.since_ms = since_ms  # when it first subscribed: where a catch-up starts if no hit came yet
+        # The last hit passed on per Beater; a Beater none came from yet is caught up from the time it subscribed.
+        self.cursor = Cursor(floor_ms=since_ms)
         self.held: Optional[List[Delivered]] = None  # live hits waiting for a catch-up to end
         self.held_overflowed = False
 
     def pass_on(self, hits: List[Delivered], subscription_id: str) -> None:
-        """Give every sink the hits it has not had (by event id)."""
-        fresh = [hit for hit in hits if hit[0] > self.last_seq]
+        """Give every sink the hits it has not had (by Beater and sequence number)."""
+        fresh = fresh_hits(self.cursor, hits)
         if not fresh:
             return
-        self.last_seq = fresh[-1][0]
         for sink in list(self.listeners):
             try:
                 sink.deliver(fresh)
             except Exception:
                 log.failure("delivering to a tail of {id} failed", id=subscription_id)
-
-    def cursor(self) -> Dict[str, int]:
-        """Where a catch-up starts: after the last hit passed on, else at the time of subscribing."""
-        return {"seq": self.last_seq} if self.last_seq else {"time_ms": self.since_ms}
 
 
 class SubscriptionHub:
@@ -113,6 +124,7 @@ class SubscriptionHub:
         self.session: Any = None
         self.clock_ms = clock_ms
         self.clock = clock  # for retrying a catch-up; None: no retries (unit tests)
+        self.beaters = BeaterDirectory()
         self._entries: Dict[str, _Entry] = {}
         # A document matching several tailed queries arrives once per topic: encode it once.
         self._encoded: "OrderedDict[Tuple[Any, Any, Any], bytes]" = OrderedDict()
@@ -191,7 +203,7 @@ class SubscriptionHub:
             raise ConnectionError("the router is not reachable")
 
         def on_event(hits: List[Any], *args: Any, **kwargs: Any) -> None:
-            delivered = [(hit.get("_seq", 0) if isinstance(hit, dict) else 0, self.encode(hit)) for hit in hits]
+            delivered = [delivered_hit(hit, self.encode(hit)) for hit in hits]
             if entry.held is not None:
                 entry.held.extend(delivered)
                 if len(entry.held) > HELD_MAX:  # a catch-up that takes long must not take memory without bound
@@ -201,6 +213,21 @@ class SubscriptionHub:
                 entry.pass_on(delivered, subscription_id)
 
         entry.subscription = await session.subscribe(on_event, contract.topic_for(subscription_id))
+
+    async def joined(self, session: Any) -> None:
+        """A (re)join: follow the Beaters on this router, then resubscribe and catch up every id."""
+        self.session = session
+        try:
+            await follow_beaters(session, self.beaters)
+        except Exception:
+            log.failure("cannot follow the router's registrations; resuming tails ask only the Beaters they name")
+        await self.resubscribe_all()
+
+    def left(self, session: Any) -> None:
+        """The session ended: no subscription and no Beater it told of holds any more."""
+        if self.session is session:
+            self.session = None
+            self.beaters.forget()
 
     async def resubscribe_all(self) -> None:
         """After a (re)join: subscribe every id that still has sinks, and catch each up on what it missed.
@@ -224,21 +251,36 @@ class SubscriptionHub:
             await self._subscribe(subscription_id, entry)
             session = self.session
 
-            def gap(missed: Optional[int]) -> None:
+            def gap(beater: str, missed: Optional[int]) -> None:
                 for sink in list(entry.listeners):
-                    sink.notice("gap", gap=True, missed=missed)
+                    sink.notice("gap", gap=True, missed=missed, beater=beater)
 
-            # The Beater may rejoin the restarted router after this Tailor: try again for a while.
+            def pass_on(hits: List[Delivered]) -> None:
+                entry.pass_on(hits, subscription_id)
+
+            # The Beaters may rejoin the restarted router after this Tailor: try each again for a while.
+            done: Set[str] = set()
             for delay in (*CATCH_UP_RETRIES_S, None):
-                try:
-                    await replay(session, subscription_id, entry.cursor(), lambda hits: entry.pass_on(hits, subscription_id), gap)
+                failed: Dict[str, Exception] = {}
+                beaters = beaters_to_ask(self.beaters, entry.cursor)
+                if not beaters:  # none has rejoined yet: what one published into the old connection waits there
+                    failed["*"] = ConnectionError("no Beater serves on the router yet")
+                for beater in beaters:
+                    if beater in done:
+                        continue
+                    try:
+                        await replay_beater(session, beater, subscription_id, entry.cursor.since_for(beater, self.clock_ms()), pass_on, gap)
+                        done.add(beater)
+                    except Exception as e:
+                        failed[beater] = e
+                if not failed:
                     break
-                except Exception as e:
-                    if delay is None or self.session is not session or self.clock is None:
-                        log.warn("catching up {id} after a reconnect failed: {e}", id=subscription_id, e=e)
-                        gap(None)
-                        break
-                    await deferLater(self.clock, delay, lambda: None)
+                if delay is None or self.session is not session or self.clock is None:
+                    for beater, e in failed.items():
+                        log.warn("catching up {id} from Beater {beater} after a reconnect failed: {e}", id=subscription_id, beater=beater, e=e)
+                        gap(beater, None)
+                    break
+                await deferLater(self.clock, delay, lambda: None)
         finally:
             held, entry.held = entry.held, None
             if entry.held_overflowed:

@@ -8,9 +8,11 @@ count reaches the client in-band, as a ``dropped`` record, the moment it reads
 again.  A slow client therefore costs the Tailor a bounded amount of memory and
 never delays the other tails of its subscription, which are written to at once.
 
-Hits carry their event id, so the tail also drops any it has already written:
-the live events that arrive while a resumed tail is replaying (held until the
-replay ends) and the replay after a router restart overlap by design.
+Hits carry their Beater and its sequence number, and the tail keeps a cursor
+of the last one per Beater (``tailor/cursor.py``), so it also drops any it has
+already written: the live events that arrive while a resumed tail is replaying
+(held until the replay ends) and the replay after a router restart overlap by
+design.  In SSE each hit's ``id:`` is the cursor after it.
 """
 
 from __future__ import annotations
@@ -25,10 +27,21 @@ from twisted.web.server import Request
 from zope.interface import implementer
 
 from router import contract
+from tailor.cursor import Cursor
 from tailor.stream import Delivered, Format, control
 
 SLOW_CLOSE_GRACE_S = 30.0
 """How long a client closed for being slow may take to read its last bytes before the connection is cut."""
+
+
+def fresh_hits(cursor: Cursor, hits: Sequence[Delivered]) -> List[Delivered]:
+    """The hits ``cursor`` has not seen (each Beater's in order), advancing it past them."""
+    fresh = []
+    for hit in hits:
+        if cursor.is_fresh(hit.beater, hit.seq):
+            cursor.advance(hit.beater, hit.seq)
+            fresh.append(hit)
+    return fresh
 
 
 @implementer(IPushProducer)
@@ -49,7 +62,7 @@ class Tail:
         max_hits: int = 5000,
         on_slow: str = "drop",
         max_tail_s: float = 0.0,
-        after: int = 0,
+        since: Optional[Cursor] = None,
         on_closed: Callable[["Tail"], None] = lambda tail: None,
     ) -> None:
         self.request = request
@@ -60,7 +73,8 @@ class Tail:
         self.max_bytes = max_bytes
         self.max_hits = max_hits
         self.on_slow = on_slow
-        self.last_seq = after  # event id of the last hit written or queued: later ones only
+        self.cursor = since.copy() if since is not None else Cursor()  # hits written or queued: later ones only
+        self.written_cursor = self.cursor.copy()  # hits written: the event id a client resumes from
         self.first = True
         self.closed = False
         self.paused = False
@@ -218,20 +232,18 @@ class Tail:
     # --- internals ------------------------------------------------------------------------------
 
     def _accept(self, hits: Sequence[Delivered], trim: bool = True) -> None:
-        fresh = [hit for hit in hits if hit[0] > self.last_seq]
+        fresh = fresh_hits(self.cursor, hits)
         if not fresh:
             return
-        self.last_seq = fresh[-1][0]
         if not self.paused and not self.pending and not self.dropped:
             self._write_hits(fresh)
             return
         for hit in fresh:
             self.pending.append(hit)
-            self.pending_bytes += len(hit[1])
+            self.pending_bytes += len(hit.data)
         overflow = 0
         while trim and self.pending and (len(self.pending) > self.max_hits or self.pending_bytes > self.max_bytes):
-            _, data = self.pending.popleft()
-            self.pending_bytes -= len(data)
+            self.pending_bytes -= len(self.pending.popleft().data)
             overflow += 1
         if overflow:
             self._count_dropped(overflow)
@@ -265,7 +277,13 @@ class Tail:
         if hits:
             self.written += len(hits)
             first, self.first = self.first, False
-            self._write(self.format.hits(hits, first))
+            ids: List[bytes] = []
+            written = self.written_cursor
+            for hit in hits:
+                written.advance(hit.beater, hit.seq)
+                if self.format.wants_ids:
+                    ids.append(written.text().encode())
+            self._write(self.format.hits(hits, first, ids))
         if self.remaining == 0:
             self.finish(control(end="limit"))
 

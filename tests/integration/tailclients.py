@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional
 from urllib.parse import urlencode
 
+from tailor.cursor import parse_cursor
 from tests.integration.conftest import ROOT, Estrom
 
 RECENTCHANGE = ROOT / "examples" / "recentchange.ndjson"
@@ -186,7 +187,8 @@ class SseParser:
             self.header = value
             return []
         if event.event == "message":
-            assert "_estrom" not in value and event.id == str(value["_seq"]), event
+            # The id is the tail's cursor after this hit: it names the hit's Beater at the hit's seq.
+            assert "_estrom" not in value and parse_cursor(event.id or "").seqs.get(value["_beater"]) == value["_seq"], event
         else:
             assert set(value) == {"_estrom"}, event
             if event.event == "end":

@@ -44,7 +44,7 @@ def test_matching_document_reaches_the_http_tail(estrom: Estrom) -> None:
     tail.close()
     hits = close_prefix(received)["hits"]
     assert [h["_source"] for h in hits] == [{"message": "bar and foo"}]
-    assert set(hits[0]) == {"_index", "_id", "_seq", "_received", "_source"}
+    assert set(hits[0]) == {"_index", "_id", "_seq", "_beater", "_received", "_source"}
     assert hits[0]["_index"] == "events"
 
 

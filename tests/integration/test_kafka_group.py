@@ -1,7 +1,8 @@
 """Two Beaters in one Kafka consumer group, against a real broker (``scripts/services start kafka``;
 scripts/test exports ``ESTROM_KAFKA_BOOTSTRAP``): they share the partitions of a 3-partition topic,
 every registration reaches both through the registrations log, every matching record reaches its
-tail exactly once, and when one Beater stops the other takes over with nothing lost.
+subscribers and its HTTP tail exactly once (also a tail that resumes after a dropped connection:
+its cursor names both Beaters), and when one Beater stops the other takes over with nothing lost.
 
 ``estrom up`` runs the router, the Tailor and the first Beater; the second Beater is a separate
 ``estrom beater`` process on the same router (its own data directory and port, the same tickets).
@@ -24,7 +25,8 @@ from typing import Any, Dict, List, Optional, Set
 
 from tests.integration.conftest import ROOT, Estrom, estrom_executable, free_port, settings_free_environment
 from tests.integration.processes import health, wait_for
-from tests.integration.tailclients import open_tail
+from tailor.cursor import parse_cursor
+from tests.integration.tailclients import controls_of, hits_of, open_tail
 from tests.integration.test_kafka_ingest import PARTITIONS, Position, Producer, bootstrap, create_topics, lines
 
 FIRST_QUERY, SECOND_QUERY = "type:edit", "type:new"
@@ -150,6 +152,18 @@ def read_until_covered(subscribers: Dict[str, Subscriber], wanted: Dict[str, Lis
         raise AssertionError("; ".join(summary) + "\n" + str(e)) from None
 
 
+def tail_positions(records: List[Dict[str, Any]], topic: str) -> List[Position]:
+    """The (partition, offset) of every hit an HTTP tail received."""
+    return [(h["_kafka"]["partition"], h["_kafka"]["offset"]) for h in hits_of(records) if h["_kafka"]["topic"] == topic]
+
+
+def assert_once(received: List[Position], wanted: List[Position]) -> None:
+    """Every wanted record arrived, none twice, nothing else."""
+    repeats = [p for p, n in Counter(received).items() if n > 1]
+    assert not repeats, f"{len(repeats)} records arrived more than once, e.g. {repeats[:10]}"
+    assert sorted(received) == sorted(wanted), (sorted(set(wanted) - set(received))[:10], sorted(set(received) - set(wanted))[:10])
+
+
 def exactly_once(subscriber: Subscriber, wanted: List[Position], topic: str) -> None:
     received = subscriber.positions(topic)
     repeats = [p for p, n in Counter(received).items() if n > 1]
@@ -174,7 +188,7 @@ def test_two_beaters_share_the_partitions_and_every_registration_and_one_leaving
         # Registered while the first Beater is alone: the second gets it only by replaying the log at start.
         values = lines()
         total = {q: sum(1 for v in values[:1800] if kind(v) == q.split(":")[1]) for q in (FIRST_QUERY, SECOND_QUERY)}
-        tails = {FIRST_QUERY: open_tail(first, i="events", q=FIRST_QUERY)}
+        tails = {FIRST_QUERY: open_tail(first, "sse", i="events", q=FIRST_QUERY)}
         subscribers[FIRST_QUERY] = Subscriber(first, str(tails[FIRST_QUERY].parser.subscription_id), total[FIRST_QUERY])
         second = SecondBeater(first, tmp_path / "second", kafka_args)
         both = Both(first, second)
@@ -208,12 +222,31 @@ def test_two_beaters_share_the_partitions_and_every_registration_and_one_leaving
         for q, subscriber in subscribers.items():
             exactly_once(subscriber, phase_one[q], topic)
         assert {p for p, _ in subscribers[FIRST_QUERY].positions(topic)} == set(range(PARTITIONS))
+        # The HTTP tail gets them too, although each Beater numbers its own hits.
+        sse = tails[FIRST_QUERY]
+        sse.read_until(lambda c: set(phase_one[FIRST_QUERY]) <= set(tail_positions(c.records, topic)), 60,
+                       "every matching record on the HTTP tail")
+        assert_once(tail_positions(sse.records, topic), phase_one[FIRST_QUERY])
+        assert len({h["_beater"] for h in hits_of(sse.records)}) == 2, "both Beaters published to the tail"
+
+        # The tail drops its connection; both Beaters go on; it resumes from its Last-Event-ID with nothing lost or repeated.
+        last_event_id = str(sse.parser.last_event_id)
+        assert len(parse_cursor(last_event_id).seqs) == 2, last_event_id
+        sse.close()
+        producer.send_many(values[900:1350])
+        meanwhile = wanted()
+        resumed = open_tail(first, "sse", headers={"Last-Event-ID": last_event_id}, i="events", q=FIRST_QUERY)
+        resumed.read_until(lambda c: set(meanwhile[FIRST_QUERY]) <= set(tail_positions(sse.records + c.records, topic)), 60,
+                           "every matching record after the resume")
+        assert controls_of(resumed.records, "gap") == []
+        assert_once(tail_positions(sse.records + resumed.records, topic), meanwhile[FIRST_QUERY])
+        tails[FIRST_QUERY] = resumed
         for port in (first.beater_port, second.beater_port):
             assert metric(port, "estrom_kafka_records_total", topic=topic) > 0, f"the Beater on {port} consumed nothing"
 
         # The second Beater leaves cleanly: the first takes every partition and nothing is lost or repeated.
         assert second.stop() == 0, "".join(second.output)
-        producer.send_many(values[900:1800])
+        producer.send_many(values[1350:1800])
         phase_two = wanted()
         read_until_covered(subscribers, phase_two, topic, both, "every matching record after the second Beater left")
         wait_for("the first Beater holding every partition", lambda: True if held_partitions(

@@ -1,4 +1,4 @@
-"""estrom.replay end to end: a real ``estrom up``, documents posted over HTTP, the RPC called over WAMP.
+"""estrom.replay.<beater> end to end: a real ``estrom up``, documents posted over HTTP, the RPC called over WAMP.
 
 The caller joins as the tailor role with the ticket from ``<data-dir>/secrets.json``, as the Tailor
 does; an anonymous client must be refused.
@@ -10,6 +10,7 @@ import json
 from typing import Any, Dict, List
 
 from beater.hits import encode_hit
+from router import contract
 from tests.integration.conftest import Estrom
 
 INDEX = "replays"
@@ -70,8 +71,9 @@ def test_replay_refuses_unknown_subscriptions_and_malformed_cursors(estrom: Estr
 
 
 def test_anonymous_clients_may_not_call_replay(estrom: Estrom) -> None:
-    """estrom.replay is for services: an anonymous caller gets the router's authorization error."""
+    """estrom.replay.<beater> is for services: an anonymous caller gets the router's authorization error."""
     sub_id = register(estrom, "colour:green")
-    [line] = estrom.wamp("call", "estrom.replay", json.dumps([sub_id, {"seq": 0}]))
+    beater = json.loads((estrom.data_dir / "sequences.json").read_text())["beater"]
+    [line] = estrom.wamp("call", contract.replay_procedure(beater), json.dumps([sub_id, {"seq": 0}]))
     assert "result" not in line
     assert line["error"] == "wamp.error.not_authorized"

@@ -4,7 +4,7 @@
     wampcli.py URL subscribe TOPIC COUNT TIMEOUT     prints "subscribed", then one line of JSON per hit
     wampcli.py URL publish TOPIC JSON_ARG            acknowledged publish; prints {"ok": true} or {"error": uri}
     wampcli.py URL replay SECRETS_JSON ID SINCE_JSON LIMIT
-                                                     estrom.replay as the tailor role; prints {"result": ...}
+                                                     estrom.replay.<beater> as the tailor role; prints {"result": ...}
                                                      with each hit's bytes decoded to text and "binary": whether
                                                      all of them came as bytes, or {"error": uri, ...}
 
@@ -67,7 +67,8 @@ def main(argv: List[str]) -> None:
             elif command == "replay":
                 sub_id, since, limit = rest[1], json.loads(rest[2]), int(rest[3])
                 try:
-                    answer = await session.call("estrom.replay", sub_id, since, limit)
+                    beater = (await session.call("estrom.health"))["beater"]  # each Beater has its own replay
+                    answer = await session.call("estrom.replay." + beater, sub_id, since, limit)
                 except ApplicationError as e:
                     emit({"error": e.error, "args": list(e.args), "kwargs": e.kwargs})
                 else:

@@ -407,4 +407,4 @@ class AcknowledgedTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(seen[0]["_kafka"], origin)
         self.assertNotIn("_kafka", seen[1])
-        self.assertEqual(list(seen[1]), ["_index", "_id", "_seq", "_received", "_source"])
+        self.assertEqual(list(seen[1]), ["_index", "_id", "_seq", "_beater", "_received", "_source"])

@@ -67,8 +67,25 @@ def allowed(role: str, uri: str, action: str) -> bool:
 
 
 def test_only_services_may_call_replay() -> None:
-    """estrom.replay hands out every subscription's recent hits: the tailor and beater roles may call it, anonymous not."""
-    assert allowed(contract.ROLE_TAILOR, contract.PROC_REPLAY, "call")
-    assert allowed(contract.ROLE_BEATER, contract.PROC_REPLAY, "register")
-    assert not allowed(contract.ROLE_ANONYMOUS, contract.PROC_REPLAY, "call")
+    """estrom.replay.<beater> hands out every subscription's recent hits: the tailor and beater roles may call it, anonymous not."""
+    procedure = contract.replay_procedure("b1")
+    assert allowed(contract.ROLE_TAILOR, procedure, "call")
+    assert allowed(contract.ROLE_BEATER, procedure, "register")
+    assert not allowed(contract.ROLE_ANONYMOUS, procedure, "call")
     assert allowed(contract.ROLE_ANONYMOUS, contract.PROC_LOOKUP, "call")  # the resolver does grant what is granted
+
+
+def test_the_tailor_may_follow_registrations_to_find_every_beater() -> None:
+    """The Tailor lists registrations and hears of new and gone ones; it may not register anything."""
+    for uri in (contract.META_REGISTRATION_LIST, contract.META_REGISTRATION_GET):
+        assert allowed(contract.ROLE_TAILOR, uri, "call")
+    for uri in (contract.META_REGISTRATION_ON_CREATE, contract.META_REGISTRATION_ON_DELETE):
+        assert allowed(contract.ROLE_TAILOR, uri, "subscribe")
+    assert not allowed(contract.ROLE_ANONYMOUS, contract.META_REGISTRATION_LIST, "call")
+
+
+def test_a_replay_procedure_names_its_beater() -> None:
+    """estrom.replay.<id> round-trips to <id>; other URIs name no Beater."""
+    assert contract.beater_of_replay_procedure(contract.replay_procedure("3f2a9c1d")) == "3f2a9c1d"
+    assert contract.beater_of_replay_procedure(contract.PROC_HEALTH) is None
+    assert contract.beater_of_replay_procedure(contract.PROC_REPLAY_PREFIX) is None

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from tailor.stream import FOOTER, FORMATS, control, encode_control
+from tailor.stream import FOOTER, FORMATS, Delivered, control, encode_control
 
 JSON = FORMATS["json"]
 NDJSON = FORMATS["ndjson"]
@@ -73,18 +73,18 @@ def test_json_header_is_byte_for_byte_as_before() -> None:
 
 def test_json_first_hits_have_no_leading_separator() -> None:
     """Hits right after the header are joined by ``,\\n`` with nothing before the first."""
-    assert JSON.hits([(1, HIT_A), (2, HIT_B)], first=True) == HIT_A + b",\n" + HIT_B
+    assert JSON.hits([Delivered("b1", 1, HIT_A), Delivered("b1", 2, HIT_B)], first=True) == HIT_A + b",\n" + HIT_B
 
 
 def test_json_later_hits_start_with_a_separator() -> None:
     """Hits after earlier elements start with ``,\\n``."""
-    assert JSON.hits([(3, HIT_C)], first=False) == b",\n" + HIT_C
+    assert JSON.hits([Delivered("b1", 3, HIT_C)], first=False) == b",\n" + HIT_C
 
 
 def test_json_hits_are_the_encoded_bytes_unchanged() -> None:
     """A hit's bytes are passed through as they were encoded, never re-encoded."""
     odd = b'{"_seq":7,"t":"stra\xc3\x9fe","n":1.50}'
-    assert JSON.hits([(7, odd)], first=True) == odd
+    assert JSON.hits([Delivered("b1", 7, odd)], first=True) == odd
 
 
 def test_json_footer_closes_the_array_and_the_object() -> None:
@@ -100,7 +100,7 @@ def test_json_limit_and_timeout_end_with_the_bare_footer() -> None:
 
 def test_json_stream_ended_by_limit_is_byte_for_byte_as_before() -> None:
     """Header, hits separated by ``,\\n`` and the footer, nothing else."""
-    body = JSON.header("abc") + JSON.hits([(1, HIT_A)], True) + JSON.hits([(2, HIT_B)], False) + JSON.footer(control(end="limit"), False)
+    body = JSON.header("abc") + JSON.hits([Delivered("b1", 1, HIT_A)], True) + JSON.hits([Delivered("b1", 2, HIT_B)], False) + JSON.footer(control(end="limit"), False)
     assert body == b'{"subscription_id": "abc", "hits": [\n' + HIT_A + b",\n" + HIT_B + b"\n]}\n"
 
 
@@ -132,10 +132,10 @@ def test_json_is_a_valid_prefix_at_every_write() -> None:
         JSON.header("abc"),
         JSON.heartbeat(),
         JSON.record("gap", control(gap=True, missed=None), True),
-        JSON.hits([(1, HIT_A)], False),
+        JSON.hits([Delivered("b1", 1, HIT_A)], False),
         JSON.heartbeat(),
         JSON.record("dropped", control(dropped=2, dropped_total=2), False),
-        JSON.hits([(2, HIT_B), (3, HIT_C)], False),
+        JSON.hits([Delivered("b1", 2, HIT_B), Delivered("b1", 3, HIT_C)], False),
         JSON.record("error", control(error="estrom.error.slow_client", message="slow"), False),
     ]
     for k in range(1, len(parts) + 1):
@@ -154,7 +154,7 @@ def test_json_is_a_valid_prefix_at_every_write() -> None:
 
 def test_json_records_first_in_the_array_keep_it_valid() -> None:
     """A record written before any hit takes the first place, and hits after it are separated."""
-    body = JSON.header("x") + JSON.record("dropped", control(dropped=1), True) + JSON.hits([(1, HIT_A)], False) + FOOTER
+    body = JSON.header("x") + JSON.record("dropped", control(dropped=1), True) + JSON.hits([Delivered("b1", 1, HIT_A)], False) + FOOTER
     assert json.loads(body)["hits"] == [{"_estrom": {"dropped": 1}}, {"_seq": 1, "t": "a"}]
 
 
@@ -187,14 +187,14 @@ def test_ndjson_first_line_names_the_subscription() -> None:
 
 def test_ndjson_one_hit_per_line() -> None:
     """Each hit is its bytes and a newline, whether first or not."""
-    assert NDJSON.hits([(1, HIT_A), (2, HIT_B)], first=True) == HIT_A + b"\n" + HIT_B + b"\n"
-    assert NDJSON.hits([(3, HIT_C)], first=False) == HIT_C + b"\n"
+    assert NDJSON.hits([Delivered("b1", 1, HIT_A), Delivered("b1", 2, HIT_B)], first=True) == HIT_A + b"\n" + HIT_B + b"\n"
+    assert NDJSON.hits([Delivered("b1", 3, HIT_C)], first=False) == HIT_C + b"\n"
 
 
 def test_ndjson_every_line_parses_as_json() -> None:
     """A whole stream (header, hits, records, end) is lines each of which json.loads reads."""
-    body = (NDJSON.header("abc") + NDJSON.hits([(1, HIT_A)], True) + NDJSON.record("dropped", control(dropped=4), False)
-            + NDJSON.hits([(2, HIT_B)], False) + NDJSON.record("gap", control(gap=True, missed=7), False)
+    body = (NDJSON.header("abc") + NDJSON.hits([Delivered("b1", 1, HIT_A)], True) + NDJSON.record("dropped", control(dropped=4), False)
+            + NDJSON.hits([Delivered("b1", 2, HIT_B)], False) + NDJSON.record("gap", control(gap=True, missed=7), False)
             + NDJSON.footer(control(end="max_tail_s"), False))
     lines = body.split(b"\n")
     assert lines[-1] == b""  # ends with a newline
@@ -211,7 +211,7 @@ def test_ndjson_every_line_parses_as_json() -> None:
 def test_ndjson_heartbeat_is_a_blank_line() -> None:
     """A heartbeat is an empty line, which NDJSON readers skip."""
     assert NDJSON.heartbeat() == b"\n"
-    body = NDJSON.header("abc") + NDJSON.heartbeat() + NDJSON.hits([(1, HIT_A)], True)
+    body = NDJSON.header("abc") + NDJSON.heartbeat() + NDJSON.hits([Delivered("b1", 1, HIT_A)], True)
     assert ndjson_lines(body) == [{"_estrom": {"subscription_id": "abc"}}, {"_seq": 1, "t": "a"}]
 
 
@@ -246,8 +246,8 @@ def test_sse_header_is_a_subscription_event() -> None:
 
 
 def test_sse_each_hit_is_a_message_with_its_event_id() -> None:
-    """Every hit is one ``message`` event: ``id:`` is its seq, ``data:`` its JSON bytes."""
-    body = SSE.hits([(1, HIT_A), (2, HIT_B)], first=True)
+    """Every hit is one ``message`` event: ``id:`` is the id the tail gives (the cursor after it), ``data:`` its JSON bytes."""
+    body = SSE.hits([Delivered("b1", 1, HIT_A), Delivered("b1", 2, HIT_B)], first=True, ids=[b"1", b"2"])
     assert body == b"id: 1\ndata: " + HIT_A + b"\n\nid: 2\ndata: " + HIT_B + b"\n\n"
     events, _, _ = parse_sse(body)
     assert [(e["event"], e["id"], e["data"].encode()) for e in events] == [("message", "1", HIT_A), ("message", "2", HIT_B)]
@@ -264,7 +264,7 @@ def test_sse_records_are_named_events() -> None:
 
 def test_sse_records_do_not_move_the_last_event_id() -> None:
     """Records carry no ``id:``, so a reconnect resumes after the last hit, not after a record."""
-    body = SSE.hits([(5, HIT_A)], True) + SSE.record("dropped", control(dropped=1), False)
+    body = SSE.hits([Delivered("b1", 5, HIT_A)], True, [b"5"]) + SSE.record("dropped", control(dropped=1), False)
     events, _, _ = parse_sse(body)
     assert [e["id"] for e in events] == ["5", "5"]
 
@@ -287,8 +287,8 @@ def test_sse_always_ends_with_an_end_event() -> None:
 
 def test_sse_whole_stream_parses_into_the_expected_events() -> None:
     """A stream of header, hits, a heartbeat, a dropped record and the end reads as those events in order."""
-    body = (SSE.header("abc") + SSE.hits([(1, HIT_A)], True) + SSE.heartbeat()
-            + SSE.record("dropped", control(dropped=3), False) + SSE.hits([(9, HIT_C)], False)
+    body = (SSE.header("abc") + SSE.hits([Delivered("b1", 1, HIT_A)], True, [b"1"]) + SSE.heartbeat()
+            + SSE.record("dropped", control(dropped=3), False) + SSE.hits([Delivered("b1", 9, HIT_C)], False, [b"9"])
             + SSE.footer(control(end="limit"), False))
     events, comments, retry = parse_sse(body)
     assert retry == 3000

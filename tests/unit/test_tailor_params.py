@@ -8,6 +8,7 @@ from typing import Dict, List, Optional
 import pytest
 
 from router import contract
+from tailor.cursor import Cursor
 from tailor.params import MAX_LIMIT, BadRequest, choose_format, parse_since, parse_tail
 from tailor.stream import FORMATS
 
@@ -38,39 +39,39 @@ UTC_10AM = datetime(2026, 12, 1, 10, 0, 0, tzinfo=timezone.utc)
 
 def test_since_small_integer_is_an_event_id() -> None:
     """An integer below 10**12 is a hit's event id (its _seq)."""
-    assert parse_since("42") == {"seq": 42}
+    assert parse_since("42") == Cursor(any_seq=42)
 
 
 def test_since_zero_is_event_id_zero() -> None:
     """0 means from the very first hit."""
-    assert parse_since("0") == {"seq": 0}
+    assert parse_since("0") == Cursor(any_seq=0)
 
 
 def test_since_large_integer_is_epoch_milliseconds() -> None:
     """An integer from 10**12 on is a time in epoch milliseconds."""
-    assert parse_since("1796119200000") == {"time_ms": 1796119200000}
-    assert parse_since(str(10**12)) == {"time_ms": 10**12}
-    assert parse_since(str(10**12 - 1)) == {"seq": 10**12 - 1}
+    assert parse_since("1796119200000") == Cursor(floor_ms=1796119200000)
+    assert parse_since(str(10**12)) == Cursor(floor_ms=10**12)
+    assert parse_since(str(10**12 - 1)) == Cursor(any_seq=10**12 - 1)
 
 
 def test_since_iso_time_with_z() -> None:
     """An ISO-8601 time with Z is UTC."""
-    assert parse_since("2026-12-01T10:00:00Z") == {"time_ms": ms(UTC_10AM)}
+    assert parse_since("2026-12-01T10:00:00Z") == Cursor(floor_ms=ms(UTC_10AM))
 
 
 def test_since_iso_time_with_offset() -> None:
     """An ISO-8601 time with an offset is converted to UTC."""
-    assert parse_since("2026-12-01T12:00:00+02:00") == {"time_ms": ms(UTC_10AM)}
+    assert parse_since("2026-12-01T12:00:00+02:00") == Cursor(floor_ms=ms(UTC_10AM))
 
 
 def test_since_iso_time_without_zone_is_utc() -> None:
     """An ISO-8601 time without a zone means UTC, never the server's local time."""
-    assert parse_since("2026-12-01T10:00:00") == {"time_ms": ms(UTC_10AM)}
+    assert parse_since("2026-12-01T10:00:00") == Cursor(floor_ms=ms(UTC_10AM))
 
 
 def test_since_iso_time_keeps_milliseconds() -> None:
     """Fractions of a second are kept to the millisecond."""
-    assert parse_since("2026-12-01T10:00:00.123Z") == {"time_ms": ms(UTC_10AM + timedelta(milliseconds=123))}
+    assert parse_since("2026-12-01T10:00:00.123Z") == Cursor(floor_ms=ms(UTC_10AM + timedelta(milliseconds=123)))
 
 
 @pytest.mark.parametrize("value", ["", "yesterday", "-5", "12abc", "2026-13-01T00:00:00Z", "1.5"])
@@ -90,7 +91,7 @@ def test_since_with_a_digit_that_is_not_a_number_is_a_bad_request() -> None:
 
 def test_since_reaches_the_tail_request() -> None:
     """since= on a tail becomes the request's resume point."""
-    assert tail(since="17").since == {"seq": 17}
+    assert tail(since="17").since == Cursor(any_seq=17)
 
 
 def test_no_since_means_no_resume() -> None:
@@ -100,17 +101,17 @@ def test_no_since_means_no_resume() -> None:
 
 def test_last_event_id_header_is_an_event_id() -> None:
     """A browser's Last-Event-ID header resumes after that event id."""
-    assert tail({"last-event-id": "99"}).since == {"seq": 99}
+    assert tail({"last-event-id": "99"}).since == Cursor(any_seq=99)
 
 
 def test_last_event_id_wins_over_since() -> None:
     """The header is newer than the since= in the URL the browser reconnects to."""
-    assert tail({"last-event-id": "99"}, since="5").since == {"seq": 99}
+    assert tail({"last-event-id": "99"}, since="5").since == Cursor(any_seq=99)
 
 
 def test_empty_last_event_id_falls_back_to_since() -> None:
     """An empty Last-Event-ID (a browser that saw no event) does not hide since=."""
-    assert tail({"last-event-id": ""}, since="5").since == {"seq": 5}
+    assert tail({"last-event-id": ""}, since="5").since == Cursor(any_seq=5)
 
 
 def test_bad_last_event_id_is_a_bad_request_naming_the_header() -> None:
@@ -240,3 +241,17 @@ def test_nothing_to_tail_is_a_bad_request_naming_q() -> None:
 def test_last_value_of_a_repeated_argument_wins() -> None:
     """limit=1&limit=5 is limit 5."""
     assert parse_tail({"i": ["logs"], "q": ["x"], "limit": ["1", "5"]}, {}).limit == 5
+
+
+def test_since_may_be_the_cursor_a_tail_writes() -> None:
+    """``@<ms>,<beater>:<seq>,...``: the SSE id of a tail over several Beaters."""
+    assert parse_since("@1796119200000,3f2a9c1d:4711,b07e55aa:980") == Cursor({"3f2a9c1d": 4711, "b07e55aa": 980}, floor_ms=1796119200000)
+
+
+def test_a_malformed_cursor_is_a_bad_request_saying_what_is_wrong() -> None:
+    """A Beater named twice or a seq that is not a number is refused with the reason."""
+    for value, reason in (("a:1,a:2", "named twice"), ("a:x", "sequence number"), ("@1,@2", "at most one")):
+        with pytest.raises(BadRequest) as raised:
+            parse_since(value, "Last-Event-ID")
+        assert reason in raised.value.message
+        assert raised.value.part == f"Last-Event-ID={value}"

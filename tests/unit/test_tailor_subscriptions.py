@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from autobahn.wamp.exception import ApplicationError
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 
+from router import contract
+from tailor.stream import Delivered
 from tailor.subscriptions import SubscriptionHub
 
 
@@ -24,24 +27,29 @@ class FakeSubscription:
 class FakeSession:
     """Records subscribe calls; ``gate`` lets a test hold a subscribe in flight; ``store`` answers replays."""
 
-    def __init__(self, store: Optional[List[Tuple[int, bytes]]] = None, gap: bool = False) -> None:
+    def __init__(self, store: Optional[List[Tuple[int, bytes]]] = None, gap: bool = False,
+                 stores: Optional[Dict[str, List[Tuple[int, bytes]]]] = None) -> None:
         self.subscriptions: List[FakeSubscription] = []
         self.unsubscribed: List[str] = []
         self.gate: "Deferred[None] | None" = None
-        self.store = store or []
+        self.stores = stores if stores is not None else {"b1": store or []}  # each Beater's replay store
         self.gap = gap
-        self.replays: List[Dict[str, int]] = []
+        self.replays: List[Tuple[str, Dict[str, int]]] = []
         self.replay_gate: "Deferred[None] | None" = None
 
     async def call(self, procedure: str, subscription_id: str, since: Dict[str, int], limit: int) -> Dict[str, Any]:
-        assert procedure == "estrom.replay"
-        self.replays.append(since)
+        beater = contract.beater_of_replay_procedure(procedure)
+        assert beater is not None, procedure
+        self.replays.append((beater, since))
         if self.replay_gate is not None:
             await self.replay_gate
+        if beater not in self.stores:
+            raise ApplicationError("wamp.error.no_such_procedure")
+        store = self.stores[beater]
         after = since.get("seq", 0)
-        hits = [[seq, data] for seq, data in self.store if seq > after][:2]
-        return {"hits": hits, "gap": self.gap and not self.replays[1:], "missed": None,
-                "more": len([1 for seq, _ in self.store if seq > after]) > 2}
+        hits = [[seq, data] for seq, data in store if seq > after][:2]
+        return {"hits": hits, "gap": self.gap and len(self.replays) == 1, "missed": None,
+                "more": len([1 for seq, _ in store if seq > after]) > 2}
 
     async def subscribe(self, handler: Callable[..., None], topic: str) -> FakeSubscription:
         if self.gate is not None:
@@ -55,24 +63,27 @@ class Sink:
     """Collects what a tail would be given."""
 
     def __init__(self) -> None:
-        self.hits: List[Tuple[int, bytes]] = []
+        self.hits: List[Delivered] = []
         self.notices: List[Tuple[str, Dict[str, Any]]] = []
 
-    def deliver(self, hits: List[Tuple[int, bytes]]) -> None:
+    def deliver(self, hits: List[Delivered]) -> None:
         self.hits.extend(hits)
 
     def notice(self, kind: str, **details: Any) -> None:
         self.notices.append((kind, details))
 
 
-def _hub() -> "tuple[SubscriptionHub, FakeSession]":
+def _hub(*beaters: str) -> "tuple[SubscriptionHub, FakeSession]":
+    """A hub on a fake session, knowing the Beaters ``beaters`` (default: one, ``b1``)."""
     hub, session = SubscriptionHub(clock_ms=lambda: 1_700_000_000_000), FakeSession()
     hub.session = session
+    for n, beater in enumerate(beaters or ("b1",)):
+        hub.beaters.created({"id": n, "uri": contract.replay_procedure(beater)})
     return hub, session
 
 
-def _hit(seq: int) -> Dict[str, Any]:
-    return {"_index": "i", "_seq": seq, "_id": str(seq), "_source": {}}
+def _hit(seq: int, beater: str = "b1") -> Dict[str, Any]:
+    return {"_index": "i", "_seq": seq, "_beater": beater, "_id": str(seq), "_source": {}}
 
 
 def test_two_tails_of_one_id_make_one_subscription_and_both_receive() -> None:
@@ -82,8 +93,8 @@ def test_two_tails_of_one_id_make_one_subscription_and_both_receive() -> None:
     ensureDeferred(hub.acquire("id1", a))
     ensureDeferred(hub.acquire("id1", b))
     assert [s.topic for s in session.subscriptions] == ["docs-for-id1"]
-    session.subscriptions[0].handler([{"_seq": 1, "n": 1}])
-    assert a.hits == b.hits == [(1, b'{"_seq":1,"n":1}')]
+    session.subscriptions[0].handler([{"_seq": 1, "_beater": "b1", "n": 1}])
+    assert a.hits == b.hits == [("b1", 1, b'{"_seq":1,"_beater":"b1","n":1}')]
 
 
 def test_last_tail_leaving_unsubscribes() -> None:
@@ -157,8 +168,8 @@ def test_after_a_rejoin_what_was_missed_comes_from_the_replay_store_in_order_wit
     ensureDeferred(hub.resubscribe_all())
     new.subscriptions[0].handler([_hit(6), _hit(7)])  # live, while the replay is still running
     new.replay_gate.callback(None)
-    assert [seq for seq, _ in sink.hits] == [1, 2, 3, 4, 5, 6, 7]
-    assert new.replays[0] == {"seq": 2}
+    assert [h.seq for h in sink.hits] == [1, 2, 3, 4, 5, 6, 7]
+    assert new.replays[0] == ("b1", {"seq": 2})
 
 
 def test_a_rejoin_before_any_hit_catches_up_from_the_time_of_subscribing() -> None:
@@ -168,7 +179,7 @@ def test_a_rejoin_before_any_hit_catches_up_from_the_time_of_subscribing() -> No
     new = FakeSession()
     hub.session = new
     ensureDeferred(hub.resubscribe_all())
-    assert new.replays == [{"time_ms": 1_700_000_000_000}]
+    assert new.replays == [("b1", {"time_ms": 1_700_000_000_000})]
 
 
 def test_a_rejoin_the_store_cannot_cover_tells_every_tail_of_the_gap() -> None:
@@ -179,4 +190,42 @@ def test_a_rejoin_the_store_cannot_cover_tells_every_tail_of_the_gap() -> None:
     new = FakeSession(gap=True)
     hub.session = new
     ensureDeferred(hub.resubscribe_all())
-    assert sink.notices == [("gap", {"gap": True, "missed": None})]
+    assert sink.notices == [("gap", {"gap": True, "missed": None, "beater": "b1"})]
+
+
+def test_hits_of_two_beaters_reach_the_tails_although_their_seqs_overlap() -> None:
+    """Each Beater counts its own hits: the hub passes on b2's hit 1 after b1's hit 5."""
+    hub, session = _hub("b1", "b2")
+    sink = Sink()
+    ensureDeferred(hub.acquire("id1", sink))
+    session.subscriptions[0].handler([_hit(5, "b1")])
+    session.subscriptions[0].handler([_hit(1, "b2")])
+    session.subscriptions[0].handler([_hit(5, "b1")])  # a repeat
+    assert [(h.beater, h.seq) for h in sink.hits] == [("b1", 5), ("b2", 1)]
+
+
+def test_after_a_rejoin_every_beater_is_caught_up_from_its_own_last_hit() -> None:
+    """b1 from after its hit 2, b2 (nothing from it yet) from the time of subscribing."""
+    hub, old = _hub("b1", "b2")
+    sink = Sink()
+    ensureDeferred(hub.acquire("id1", sink))
+    old.subscriptions[0].handler([_hit(1, "b1"), _hit(2, "b1")])
+    new = FakeSession(stores={"b1": [(seq, b"a%d" % seq) for seq in (1, 2, 3)], "b2": [(7, b"b7")]})
+    hub.session = new
+    ensureDeferred(hub.resubscribe_all())
+    assert new.replays == [("b1", {"seq": 2}), ("b2", {"time_ms": 1_700_000_000_000})]
+    assert [(h.beater, h.seq) for h in sink.hits] == [("b1", 1), ("b1", 2), ("b1", 3), ("b2", 7)]
+
+
+def test_a_beater_that_is_not_back_after_a_rejoin_is_a_gap_once_the_retries_end() -> None:
+    """A Beater the cursor heard from but that no longer serves: the tails are told, naming it."""
+    hub, old = _hub("b1", "b2")
+    sink = Sink()
+    ensureDeferred(hub.acquire("id1", sink))
+    old.subscriptions[0].handler([_hit(4, "b2")])
+    new = FakeSession(stores={"b1": []})
+    hub.session = new
+    hub.beaters.deleted(1)  # b2 left
+    ensureDeferred(hub.resubscribe_all())
+    assert ("b2", {"seq": 4}) in new.replays
+    assert sink.notices == [("gap", {"gap": True, "missed": None, "beater": "b2"})]

@@ -16,6 +16,7 @@ from twisted.internet.task import Clock
 from beater.hits import encode_hit
 from router import contract
 from tailor.stream import FOOTER, FORMATS, Delivered
+from tailor.cursor import Cursor
 from tailor.tail import Tail
 
 
@@ -52,9 +53,9 @@ class FakeRequest:
         return b"".join(self.writes)
 
 
-def hit(seq: int) -> Delivered:
-    """A delivered hit with event id ``seq`` (all hits with ids of the same width have the same size)."""
-    return seq, encode_hit({"_seq": seq, "msg": "m"})
+def hit(seq: int, beater: str = "b1") -> Delivered:
+    """A delivered hit ``seq`` of ``beater`` (all hits with seqs of the same width have the same size)."""
+    return Delivered(beater, seq, encode_hit({"_seq": seq, "_beater": beater, "msg": "m"}))
 
 
 def hits(*seqs: int) -> List[Delivered]:
@@ -123,7 +124,7 @@ def test_hits_wait_while_paused() -> None:
     before = request.body
     tail.deliver(hits(1, 2))
     assert request.body == before
-    assert [seq for seq, _ in tail.pending] == [1, 2]
+    assert [h.seq for h in tail.pending] == [1, 2]
 
 
 def test_resume_writes_the_hits_that_waited() -> None:
@@ -146,8 +147,8 @@ def test_resume_writes_the_dropped_record_before_the_waiting_hits() -> None:
     tail.resumeProducing()
     assert elements(request) == [
         {"_estrom": {"dropped": 3, "dropped_total": 3}},
-        json.loads(hit(4)[1]),
-        json.loads(hit(5)[1]),
+        json.loads(hit(4).data),
+        json.loads(hit(5).data),
     ]
 
 
@@ -157,17 +158,17 @@ def test_count_bound_drops_the_oldest_hits() -> None:
     tail.pauseProducing()
     for seq in range(1, 8):
         tail.deliver(hits(seq))
-    assert [seq for seq, _ in tail.pending] == [5, 6, 7]
+    assert [h.seq for h in tail.pending] == [5, 6, 7]
     assert tail.dropped == 4
 
 
 def test_byte_bound_drops_the_oldest_hits() -> None:
     """Past max_bytes waiting, the oldest are dropped and the newest kept, even below max_hits."""
-    size = len(hit(1)[1])
+    size = len(hit(1).data)
     tail, request, _ = opened(max_hits=1000, max_bytes=3 * size)
     tail.pauseProducing()
     tail.deliver(hits(1, 2, 3, 4, 5))
-    assert [seq for seq, _ in tail.pending] == [3, 4, 5]
+    assert [h.seq for h in tail.pending] == [3, 4, 5]
     assert tail.pending_bytes == 3 * size
     assert tail.dropped == 2
 
@@ -279,7 +280,7 @@ def test_hits_not_newer_than_the_last_written_are_skipped() -> None:
 
 def test_hits_up_to_after_are_skipped() -> None:
     """A tail resumed after event id N writes only hits with ids above N."""
-    tail, request, _ = opened(after=10)
+    tail, request, _ = opened(since=Cursor(any_seq=10))
     tail.deliver(hits(9, 10, 11))
     assert seqs(request) == [11]
 
@@ -298,7 +299,7 @@ def test_dedupe_applies_to_hits_waiting_in_the_buffer() -> None:
 
 def test_held_live_hits_wait_for_the_replay() -> None:
     """While held, live hits are not written."""
-    tail, request, _ = opened(after=2)
+    tail, request, _ = opened(since=Cursor(any_seq=2))
     tail.hold()
     tail.deliver(hits(5, 6))
     assert seqs(request) == []
@@ -306,7 +307,7 @@ def test_held_live_hits_wait_for_the_replay() -> None:
 
 def test_replay_comes_first_then_held_hits_minus_the_overlap() -> None:
     """Replayed hits are written first; the held live hits follow, without those the replay covered."""
-    tail, request, _ = opened(after=2)
+    tail, request, _ = opened(since=Cursor(any_seq=2))
     tail.hold()
     tail.deliver(hits(5, 6))
     tail.deliver(hits(7))
@@ -367,7 +368,7 @@ def test_gap_notice_is_a_record() -> None:
     tail, request, _ = opened()
     tail.notice("gap", gap=True, missed=3)
     tail.deliver(hits(1))
-    assert elements(request) == [{"_estrom": {"gap": True, "missed": 3}}, json.loads(hit(1)[1])]
+    assert elements(request) == [{"_estrom": {"gap": True, "missed": 3}}, json.loads(hit(1).data)]
 
 
 def test_replay_page_reaches_a_reading_client_whole_after_held_hits_were_trimmed() -> None:
@@ -411,7 +412,7 @@ def test_limit_ends_with_the_footer_after_exactly_n_hits() -> None:
     tail.deliver(hits(6))
     assert request.finished == 1
     assert request.body.endswith(b"\n]}\n")
-    assert elements(request) == [json.loads(hit(n)[1]) for n in (1, 2, 3)]
+    assert elements(request) == [json.loads(hit(n).data) for n in (1, 2, 3)]
     assert tail.closed
 
 
@@ -435,7 +436,7 @@ def test_timeout_writes_the_footer_when_the_clock_reaches_it() -> None:
     assert request.finished == 0
     clock.advance(0.1)
     assert request.finished == 1
-    assert request.body == FORMATS["json"].header("sub-1") + hit(1)[1] + b"\n]}\n"
+    assert request.body == FORMATS["json"].header("sub-1") + hit(1).data + b"\n]}\n"
 
 
 def test_timeout_writes_what_was_waiting_first() -> None:
@@ -577,3 +578,47 @@ def test_nothing_is_written_after_close() -> None:
     tail.resumeProducing()
     tail.finish()
     assert request.body == body
+
+
+# --- several Beaters --------------------------------------------------------------------------
+
+def test_hits_of_two_beaters_with_the_same_seqs_are_all_written() -> None:
+    """Sequence numbers are per Beater: b2's hit 1 is not b1's hit 1."""
+    tail, request, _ = opened()
+    tail.deliver([hit(1, "b1"), hit(2, "b1")])
+    tail.deliver([hit(1, "b2")])
+    tail.deliver([hit(3, "b1"), hit(2, "b2")])
+    assert [(e["_beater"], e["_seq"]) for e in elements(request)] == [("b1", 1), ("b1", 2), ("b2", 1), ("b1", 3), ("b2", 2)]
+
+
+def test_a_hit_already_written_is_skipped_per_beater() -> None:
+    """A repeat of b2's hit 1 goes; b1's hit 1 after b2's hit 5 does not."""
+    tail, request, _ = opened()
+    tail.deliver([hit(5, "b2"), hit(1, "b2")])
+    tail.deliver([hit(1, "b1"), hit(5, "b2")])
+    assert [(e["_beater"], e["_seq"]) for e in elements(request)] == [("b2", 5), ("b1", 1)]
+
+
+def test_a_resumed_tail_skips_what_its_cursor_covers_on_each_beater() -> None:
+    """``since=@t,b1:10`` skips b1's hits up to 10 and none of b2's."""
+    tail, request, _ = opened(since=Cursor({"b1": 10}, floor_ms=1_700_000_000_000))
+    tail.deliver([hit(9, "b1"), hit(11, "b1"), hit(3, "b2")])
+    assert [(e["_beater"], e["_seq"]) for e in elements(request)] == [("b1", 11), ("b2", 3)]
+
+
+def test_sse_ids_are_the_cursor_after_each_hit() -> None:
+    """A browser's Last-Event-ID names every Beater it heard from, with the tail's floor."""
+    tail, request, _ = opened("sse", since=Cursor(floor_ms=1_700_000_000_000))
+    tail.deliver([hit(4, "b1"), hit(7, "b2"), hit(5, "b1")])
+    ids = [line[4:] for line in request.body.decode().splitlines() if line.startswith("id: ")]
+    assert ids == ["@1700000000000,b1:4", "@1700000000000,b1:4,b2:7", "@1700000000000,b1:5,b2:7"]
+
+
+def test_the_cursor_of_a_dropped_hit_is_not_in_the_next_sse_id() -> None:
+    """Ids say what was written: a client that resumes after a drop is replayed what it did not get."""
+    tail, request, _ = opened("sse", since=Cursor(floor_ms=1), max_hits=1)
+    tail.pauseProducing()
+    tail.deliver([hit(1, "b1"), hit(2, "b2")])  # b1:1 is dropped for b2:2
+    tail.resumeProducing()
+    ids = [line[4:] for line in request.body.decode().splitlines() if line.startswith("id: ")]
+    assert ids == ["@1,b2:2"]
