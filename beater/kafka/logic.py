@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import threading
@@ -111,7 +110,9 @@ def classify(value: Optional[bytes], index: str, origin: Dict[str, Any], max_byt
     document, error = unwrap(decoded, index)
     if document is None:
         return None, Poison("invalid_document", error or "invalid document")
-    return dataclasses.replace(document, kafka=origin), None
+    # Built directly (copy any field Incoming gains): dataclasses.replace costs 2.4 us a record, a
+    # fifth of this whole function.
+    return Incoming(source=document.source, id=document.id, kafka=origin), None
 
 
 # --- offsets ----------------------------------------------------------------------------------------
@@ -188,6 +189,25 @@ class OffsetTracker:
                 self.in_flight += 1
             if partition.next is None or offset + 1 > partition.next:
                 partition.next = offset + 1
+            return True
+
+    def add_all(self, key: Hashable, generation: int, offsets: Iterable[int]) -> bool:
+        """``offsets`` of ``key`` (one fetch of its records) were handed out: :meth:`add` for each,
+        under one lock; False (none added) for a stale generation."""
+        with self._lock:
+            partition = self._partitions.get(key)
+            if partition is None or partition.generation != generation:
+                return False
+            pending = partition.pending
+            before = len(pending)
+            highest = -1
+            for offset in offsets:
+                pending.add(offset)
+                if offset > highest:
+                    highest = offset
+            self.in_flight += len(pending) - before
+            if highest >= 0 and (partition.next is None or highest + 1 > partition.next):
+                partition.next = highest + 1
             return True
 
     def done(self, key: Hashable, generation: int, offsets: Iterable[int]) -> int:

@@ -160,6 +160,22 @@ def test_deliveries_of_a_revoked_generation_change_nothing() -> None:
     assert tracker.in_flight == 1 and tracker.to_commit() == {("t", 0): 1}
 
 
+def test_a_fetch_is_added_at_once_like_one_record_at_a_time() -> None:
+    one, many = OffsetTracker(), OffsetTracker()
+    a, b = one.assign(("t", 0)), many.assign(("t", 0))
+    for offset in (7, 5, 6, 6):
+        assert one.add(("t", 0), a, offset)
+    assert many.add_all(("t", 0), b, [7, 5, 6, 6])
+    assert many.in_flight == one.in_flight == 3
+    assert many.to_commit() == one.to_commit() == {("t", 0): 5}
+    many.done(("t", 0), b, [5, 6, 7])
+    assert many.to_commit() == {("t", 0): 8} and many.in_flight == 0
+    many.add_all(("t", 0), b, [])
+    assert many.to_commit() == {("t", 0): 8}
+    many.revoke([("t", 0)])
+    assert not many.add_all(("t", 0), b, [9]) and many.in_flight == 0
+
+
 def test_a_record_handed_out_twice_counts_once() -> None:
     tracker = OffsetTracker()
     gen = tracker.assign(("t", 0))
@@ -214,14 +230,15 @@ def make_source() -> tuple:
 
 
 def records(source: object, gen: int, index: str, *offsets: int) -> list:
-    from beater.kafka.source import _Record
+    """One chunk of partition t/0 (as the consumer thread hands it over) holding ``offsets``."""
+    from beater.kafka.source import _Chunk
 
-    out = []
+    documents = []
     for offset in offsets:
         document, _ = classify(b'{"m": 1}', index, {"topic": "t", "partition": 0, "offset": offset}, 100)
-        source.tracker.add(("t", 0), gen, offset)  # type: ignore[attr-defined]
-        out.append(_Record(("t", 0), gen, offset, index, document))
-    return out
+        documents.append(document)
+    assert source.tracker.add_all(("t", 0), gen, list(offsets))  # type: ignore[attr-defined]
+    return [_Chunk(("t", 0), gen, index, list(offsets), documents)]
 
 
 def test_offsets_are_done_only_when_the_acknowledged_submission_fires() -> None:
@@ -262,3 +279,57 @@ def test_a_submission_never_acknowledged_is_retried_after_the_timeout() -> None:
     clock.advance(ACK_TIMEOUT_S)
     clock.advance(1.0)
     assert [o for _, o, _, _ in pipeline.submitted] == [[5], [5]]
+
+
+class FakeRecord:
+    def __init__(self, offset: int, value: "bytes | None") -> None:
+        self.topic, self.partition, self.offset, self.value, self.key = "t", 0, offset, value, None
+
+
+def test_a_poll_of_a_partition_becomes_one_chunk_and_its_poison_is_done_at_once() -> None:
+    from kafka import TopicPartition
+
+    clock, pipeline, source = make_source()
+    source._log = lambda *a, **kw: None  # no reactor thread here
+    tp = TopicPartition("t", 0)
+    gen = source.tracker.assign(("t", 0))
+    fetched = [FakeRecord(0, b'{"m": 0}'), FakeRecord(1, b"not json"), FakeRecord(2, b'{"m": 2}'), FakeRecord(3, None)]
+    chunk, producer = source._take(tp, fetched, None)
+    assert producer is None  # no dead-letter topic configured
+    assert chunk.key == ("t", 0) and chunk.generation == gen and chunk.index == "t" and chunk.offsets == [0, 2]
+    assert [d.source for d in chunk.documents] == [{"m": 0}, {"m": 2}]
+    assert [d.kafka for d in chunk.documents] == [{"topic": "t", "partition": 0, "offset": o} for o in (0, 2)]
+    assert source.records == 4 and source.poison == 2
+    assert source.tracker.in_flight == 2 and source.tracker.to_commit() == {("t", 0): 0}
+    source._arrived([chunk])
+    pipeline.submitted[0][3].callback(None)
+    assert source.tracker.to_commit() == {("t", 0): 4} and source.delivered == 2
+    only_poison, _ = source._take(tp, [FakeRecord(4, b"[1]")], None)
+    assert only_poison is None and source.tracker.to_commit() == {("t", 0): 5}
+
+
+def test_kafka_python_checks_record_batch_crcs_in_c() -> None:
+    """The pure-Python CRC-32C fallback alone cost 300 us a record: the crc32c dependency must be there."""
+    from beater.kafka.source import fast_crc
+
+    assert fast_crc()
+
+
+def test_chunks_of_one_index_are_one_submission_and_a_revoked_partition_is_left_out() -> None:
+    from beater.pipeline import SubmitReport
+    from beater.kafka.source import _Chunk
+
+    clock, pipeline, source = make_source()
+    g0, g1 = source.tracker.assign(("t", 0)), source.tracker.assign(("t", 1))
+    doc = classify(b'{"m": 1}', "a", {"topic": "t", "partition": 0, "offset": 0}, 100)[0]
+    source.tracker.add_all(("t", 0), g0, [0, 1])
+    source.tracker.add_all(("t", 1), g1, [0])
+    chunks = [_Chunk(("t", 0), g0, "a", [0, 1], [doc, doc]), _Chunk(("t", 1), g1, "a", [0], [doc])]
+    source._arrived(chunks)
+    assert len(pipeline.submitted) == 1 and len(pipeline.submitted[0][1]) == 3
+    pipeline.submitted[0][3].errback(Exception("router away"))
+    source.tracker.revoke([("t", 1)])
+    clock.advance(1.0)
+    assert len(pipeline.submitted) == 2 and len(pipeline.submitted[1][1]) == 2  # t/1 is no longer ours
+    pipeline.submitted[1][3].callback(SubmitReport(2))
+    assert source.tracker.to_commit() == {("t", 0): 2} and source.tracker.in_flight == 0
