@@ -165,9 +165,10 @@ class Broker:
 class Estrom(EstromUp):
     """One `estrom up` consuming the topic, on free ports with a temporary data directory."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, group: str, source: Optional[str] = None) -> None:
         super().__init__(["--kafka-bootstrap", bootstrap, "--kafka-topics", topic,
-                          "--kafka-index-map", f"{topic}={KAFKA_INDEX}", "--kafka-group", group], prefix="estrom-kafka-")
+                          "--kafka-index-map", f"{topic}={KAFKA_INDEX}", "--kafka-group", group], prefix="estrom-kafka-",
+                         source=source)
 
     def beater_pid(self) -> int:
         """The pid of the Beater."""
@@ -311,7 +312,7 @@ def run(a: argparse.Namespace) -> None:
     estrom: Optional[Estrom] = None
     try:
         create_topic(broker.bootstrap, topic)
-        estrom = Estrom(broker.bootstrap, topic, group)
+        estrom = Estrom(broker.bootstrap, topic, group, a.estrom_source)
         estrom.wait_ready()
         queries = e2e_queries(load_documents(), a.queries)
         kafka_tails = open_tails(estrom.tailor, KAFKA_INDEX, queries)
@@ -355,7 +356,7 @@ def run(a: argparse.Namespace) -> None:
         print(f"Kafka -> Beater -> q=* tail: {distinct} distinct of {a.docs} ({len(recs) - distinct} repeated) "
               f"in {kafka_s:.1f} s from first to last delivery: {kafka_docs_s:.0f} docs/s; "
               f"Beater counted {consumed:.0f} records, used {beater_cpu:.1f} CPU s "
-              f"({beater_cpu / kafka_s:.0%} of a core)", flush=True)
+              f"({beater_cpu / kafka_s:.0%} of a core, {1e6 * beater_cpu / max(1, distinct):.0f} us/doc)", flush=True)
         rate_metrics = float("nan")
         lo = [x for x in samples if x[1] - records_before >= 0.1 * a.docs]
         hi = [x for x in samples if x[1] - records_before >= 0.9 * a.docs]
@@ -378,17 +379,21 @@ def run(a: argparse.Namespace) -> None:
         print(f"{kafka_hits} hits over all {len(kafka_tails)} tails of {KAFKA_INDEX}", flush=True)
 
         # 2. HTTP ingest into another index, the same tails open there.
+        http_cpu_before = proc_cpu(beater_pid)
         feeder = child(["--http-feed", estrom.beater, HTTP_INDEX, str(a.docs), str(a.chunk), str(a.http_connections)])
         fed = json.loads(feeder.communicate(timeout=a.timeout)[0])
         http_docs_s = fed["accepted"] / fed["seconds"]
         hstar = http_tails[0]
         settle(hstar, fed["accepted"], quiet=5.0, limit=60.0)
+        http_cpu = proc_cpu(beater_pid) - http_cpu_before
         hrecs = list(hstar.records)
         hlast = max(t for _, t, _ in hrecs) if hrecs else float("nan")
         http_delivered_s = len({n for n, _, _ in hrecs}) / (hlast - fed["started"]) if hrecs else float("nan")
         print(f"HTTP ingest: {fed['accepted']} of {fed['posted']} accepted in {fed['seconds']:.1f} s: "
               f"{http_docs_s:.0f} docs/s answered (chunks of {a.chunk}, {a.http_connections} connections); "
-              f"q=* tail got {len(hrecs)}, {http_delivered_s:.0f} docs/s from first POST to last delivery"
+              f"q=* tail got {len(hrecs)}, {http_delivered_s:.0f} docs/s from first POST to last delivery; "
+              f"Beater used {http_cpu:.1f} CPU s ({http_cpu / fed['seconds']:.0%} of a core, "
+              f"{1e6 * http_cpu / max(1, fed['accepted']):.0f} us/doc)"
               + (f"; errors {fed['errors']}" if fed["errors"] else ""), flush=True)
 
         # 3. The raw ceiling, nothing else running.
@@ -406,6 +411,9 @@ def run(a: argparse.Namespace) -> None:
             "raw_consume_docs_s": round(raw_docs_s), "kafka_metrics_docs_s": round(rate_metrics) if rate_metrics == rate_metrics else "nan",
             "http_delivered_docs_s": round(http_delivered_s), "produce_docs_s": round(produce_docs_s),
             "beater_cpu_pct": round(100 * beater_cpu / kafka_s),
+            "kafka_cpu_us_doc": round(1e6 * beater_cpu / max(1, distinct)),
+            "http_cpu_pct": round(100 * http_cpu / fed["seconds"]),
+            "http_cpu_us_doc": round(1e6 * http_cpu / max(1, fed["accepted"])),
             "p50_ms": round(percentile(lat, 50)), "p99_ms": round(percentile(lat, 99)),
             "latency_rate": round(a.latency_rate), "delivered": distinct + lat_count - lat_lost,
             "expected": a.docs + lat_count, "lost": lost, "repeated": len(recs) - distinct,
@@ -433,6 +441,9 @@ def main(argv: List[str]) -> None:
     parser.add_argument("--latency-rate", type=float, default=1000.0, help="records/s of the paced latency phase")
     parser.add_argument("--latency-seconds", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds each phase may take at most")
+    parser.add_argument("--estrom-source", default=None,
+                        help="run `python -m estrom.cli up` from this source tree (e.g. a `git archive` of a commit) "
+                             "instead of the installed estrom")
     run(parser.parse_args(argv))
 
 
