@@ -115,7 +115,8 @@ def run_services(reactor: Any, s: Settings, command: str) -> None:
                 beater = make_beater(s, reactor)
                 await beater.start()
                 stops.append(beater.stop)
-                print(f"estrom: Beater ingest on http://{s.beater_host}:{s.beater_port}/api/v0.1/beat/<index> ({s.percolator} percolator)", file=sys.stderr, flush=True)
+                print(f"estrom: Beater {beater.beater.pipeline.sequencer.beater_id} ingest on http://{s.beater_host}:{s.beater_port}/api/v0.1/beat/<index> "
+                      f"({s.percolator} percolator)", file=sys.stderr, flush=True)
             if command == "tailor":
                 from tailor.app import make_tailor
 
