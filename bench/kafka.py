@@ -2,29 +2,42 @@
 
     python bench/kafka.py                       # N = 40,620 (the sample x 10)
     python bench/kafka.py --docs 20310
+    python bench/kafka.py --docs 20310 --beaters 2    # then the same backlog drained by two Beaters
+    python bench/kafka.py --estrom-source DIR   # estrom from another tree (e.g. a `git archive` of a commit)
 
 It uses the broker at $ESTROM_KAFKA_BOOTSTRAP, or the one `scripts/services status kafka` says is
 running, or starts one with `scripts/services start kafka` (and stops it at the end, then only).
 It starts its own `estrom up` on free ports (temporary data directory) consuming a fresh topic of
-3 partitions (unique name per run, fresh consumer group) into index ``events``, and opens HTTP
-tails on it (``q=*`` plus ``--queries`` queries from workload.e2e_queries) in this process.
+``--partitions`` (3) partitions (unique name per run, fresh consumer group and registrations log)
+into index ``events``, and opens HTTP tails on it (``q=*`` plus ``--queries`` queries from
+workload.e2e_queries) in this process.
 
-1. **Kafka -> Beater -> tails.** A producer process (this script with ``--produce``) sends the
-   sample ``--docs`` times round, as fast as the broker takes them (linger 20 ms, 256 KiB
-   batches, lz4 off), each stamped with ``bench_sent`` (its send time) and ``bench_n`` (its
-   number). The Beater consumes while it is produced. The ``q=*`` tail counts distinct
-   ``bench_n`` (delivered, lost, repeated); Kafka docs/s is delivered / (last delivery - first
-   delivery); latency is produce -> ``q=*`` tail (it includes the backlog whenever the producer
-   outruns the Beater, which it does: see the report's ``produce_docs_s``).
+1. **Kafka -> Beater -> tails.** The Beater is frozen (SIGSTOP) while a producer process (this
+   script with ``--produce``) sends ``--docs`` documents of the sample round, as fast as the
+   broker takes them (linger 20 ms, 256 KiB batches, lz4 off), each stamped with ``bench_sent``
+   (its send time) and ``bench_n`` (its number); then it drains that backlog. The ``q=*`` tail
+   counts distinct ``bench_n`` (delivered, lost, repeated); Kafka docs/s is delivered / (last
+   delivery - first delivery). CPU (% of one core) of the Beater, the Tailor, the router (the rest
+   of estrom up's processes: Crossbar) and this process (the tails), and how busy the whole machine
+   was, are counted from SIGCONT until the tail has them all; ``kafka_cpu_us_doc`` is the Beater's
+   CPU per document. Then records paced at ``--latency-rate`` give the produce -> ``q=*`` latency.
 2. **HTTP ingest.** A feeder process (``--http-feed``) posts the same documents as NDJSON chunks of
    ``--chunk`` (500) on ``--http-connections`` (2) kept-alive connections as fast as the Beater
    answers, into index ``httpbench``, which has the same tails open; docs/s is documents answered
    over the feed's wall time (checked against what the ``q=*`` tail of that index got).
-3. **Raw ceiling.** A plain KafkaConsumer (no group: assign the 3 partitions, seek to the beginning)
+3. **Raw ceiling.** A plain KafkaConsumer (no group: assign the partitions, seek to the beginning)
    reads the whole topic and JSON-decodes each value; records/s.
+4. **Two Beaters** (``--beaters 2`` only). A second Beater (``estrom beater`` on the same router
+   with the same tickets and Kafka flags) joins the group; once the two hold all the partitions
+   between them (3 split 2+1, ``--partitions 4`` 2+2) and a warm-up went through both, the same
+   backlog is produced with both frozen and drained by both: ``two_beaters_docs_s`` against
+   ``kafka_docs_s`` (one Beater, same run), with each process's CPU as in 1. On a machine the
+   parts already fill (2 cores: Beater + Tailor + router + tails), a second Beater cannot add much.
 
 The last line is ``key=value`` figures: ``kafka_docs_s``, ``http_docs_s``, ``ratio`` (target >= 0.8),
-``raw_consume_docs_s``, ``p50_ms``, ``p99_ms``, ``delivered``, ``expected``, ``lost``, ...
+``raw_consume_docs_s``, ``kafka_cpu_us_doc``, ``http_cpu_us_doc``, ``p50_ms``, ``p99_ms``,
+``delivered``, ``expected``, ``lost``, ..., and with ``--beaters 2`` ``two_beaters_docs_s``,
+``two_vs_one``, ``two_partitions``, ``two_beater1_cpu_pct``, ``two_beater2_cpu_pct``, ...
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -50,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
-from bench.estrom_up import EstromUp  # noqa: E402
+from bench.estrom_up import EstromUp, free_port, http_status  # noqa: E402
 from bench.tails import percentile  # noqa: E402
 from bench.workload import e2e_queries, load_documents  # noqa: E402
 
@@ -59,6 +73,9 @@ WARMUP_FIRST = 10_000_000  # bench_n of the warm-up records
 LATENCY_FIRST = 20_000_000  # bench_n of the paced (latency) records
 HTTP_INDEX = "httpbench"
 PARTITIONS = 3
+SESSION_TIMEOUT_S = 10.0  # the Beater's Kafka session: frozen longer, it is dropped from the group
+TWO_WARMUP_FIRST = 11_000_000  # bench_n of the warm-up records once the second Beater is in the group
+TWO_FIRST = 30_000_000  # bench_n of the backlog drained by two Beaters
 
 
 def sample_lines() -> List[str]:
@@ -162,24 +179,79 @@ class Broker:
             subprocess.run([str(ROOT / "scripts" / "services"), "stop", "kafka"], check=False)
 
 
+def kafka_args(bootstrap: str, topic: str, group: str) -> List[str]:
+    """The Kafka flags of every Beater of the run: one group, and a registrations log of its own
+    (the default one is shared by everything on the broker and only grows)."""
+    return ["--kafka-bootstrap", bootstrap, "--kafka-topics", topic, "--kafka-index-map", f"{topic}={KAFKA_INDEX}",
+            "--kafka-group", group, "--kafka-registrations-topic", f"{topic}-registrations"]
+
+
+def beater_metrics(url: str) -> List[str]:
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
+        return r.read().decode().splitlines()
+
+
+def kafka_records(url: str) -> float:
+    """estrom_kafka_records_total summed, from a Beater's /metrics."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in beater_metrics(url) if line.startswith("estrom_kafka_records_total"))
+
+
+def held_partitions(url: str, topic: str) -> List[int]:
+    """The partitions of ``topic`` a Beater holds (its lag gauges: set on assignment, removed on revocation)."""
+    return sorted({int(line.split('partition="', 1)[1].split('"', 1)[0]) for line in beater_metrics(url)
+                   if line.startswith("estrom_kafka_lag{") and f'topic="{topic}"' in line})
+
+
 class Estrom(EstromUp):
     """One `estrom up` consuming the topic, on free ports with a temporary data directory."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str, source: Optional[str] = None) -> None:
-        super().__init__(["--kafka-bootstrap", bootstrap, "--kafka-topics", topic,
-                          "--kafka-index-map", f"{topic}={KAFKA_INDEX}", "--kafka-group", group], prefix="estrom-kafka-",
-                         source=source)
+    def __init__(self, args: List[str], source: Optional[str] = None) -> None:
+        super().__init__(args, prefix="estrom-kafka-", source=source)
+        self.source = source
 
     def beater_pid(self) -> int:
         """The pid of the Beater."""
         return self.part_pid("beater")
 
     def kafka_records(self) -> float:
-        """estrom_kafka_records_total summed, from the Beater's /metrics."""
-        with urllib.request.urlopen(self.beater + "/metrics", timeout=5) as r:
-            text = r.read().decode()
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("estrom_kafka_records_total"))
+        return kafka_records(self.beater)
+
+
+class SecondBeater:
+    """`estrom beater` on the router of ``first`` with its tickets and the same Kafka flags (as
+    tests/integration/test_kafka_group.py starts one): a second member of the consumer group."""
+
+    def __init__(self, first: Estrom, args: List[str]) -> None:
+        self.data_dir = Path(tempfile.mkdtemp(prefix="estrom-kafka-second-"))
+        self.port = free_port()
+        self.beater = f"http://127.0.0.1:{self.port}"
+        tickets = json.loads((first.data_dir / "secrets.json").read_text())
+        env = dict(os.environ, ESTROM_BEATER_TICKET=tickets["beater"], ESTROM_TAILOR_TICKET=tickets["tailor"])
+        if first.source:
+            env["PYTHONPATH"] = first.source
+        up = [sys.executable, "-m", "estrom.cli"] if first.source else [str(Path(sys.executable).with_name("estrom"))]
+        cmd = [*up, "beater", "--router-url", f"ws://127.0.0.1:{first.router_port}/ws", "--data-dir", str(self.data_dir),
+               "--beater-port", str(self.port), "--log-level", "warn", *args]
+        self.log = self.data_dir / "beater.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                         env=env, cwd=first.source)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if http_status(self.beater + "/api/v0.1/health") == 200:
+                return
+            time.sleep(0.2)
+        raise SystemExit("the second Beater did not start:\n" + self.log.read_text())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------- tails
@@ -245,6 +317,41 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and of its live descendants."""
+    parents: Dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    total = 0.0
+    for candidate in parents:
+        ancestor = candidate
+        while ancestor and ancestor != pid:
+            ancestor = parents.get(ancestor, 0)
+        if ancestor == pid:
+            try:
+                total += proc_cpu(candidate)
+            except OSError:
+                pass
+    return total
+
+
+def machine_cpu() -> Tuple[float, float]:
+    """(busy, total) jiffies of all cores, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return sum(values) - idle, sum(values)
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process: the tails' readers."""
+    t = os.times()
+    return t.user + t.system
+
+
 def settle(tail: TailReader, want: int, quiet: float, limit: float) -> None:
     """Until the tail has ``want`` hits, or nothing arrived for ``quiet`` s, or ``limit`` s passed."""
     deadline = time.monotonic() + limit
@@ -259,14 +366,88 @@ def settle(tail: TailReader, want: int, quiet: float, limit: float) -> None:
         time.sleep(0.1)
 
 
+def drain(a: argparse.Namespace, bootstrap: str, topic: str, star: TailReader, first: int,
+          beaters: List[Tuple[str, int, str]], others: Dict[str, Any]) -> Dict[str, Any]:
+    """The backlog: every Beater of ``beaters`` ((name, pid, url)) frozen (SIGSTOP) while ``a.docs``
+    records numbered from ``first`` are produced, so that the producer has the machine; then they
+    drain them.  CPU is counted from SIGCONT until the q=* tail has them all, per Beater, per other
+    part (``others``: name -> function giving CPU seconds), for this process (the tails) and the machine."""
+    for _, pid, _ in beaters:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        produced = json.loads(child(["--produce", bootstrap, topic, str(a.docs), str(first), "0"]).communicate()[0])
+    finally:
+        for _, pid, _ in beaters:
+            os.kill(pid, signal.SIGCONT)
+    counters: Dict[str, Any] = {name: (lambda pid=pid: proc_cpu(pid)) for name, pid, _ in beaters}
+    counters.update(others)
+    counters["bench_tails"] = own_cpu
+    cpu0 = {name: f() for name, f in counters.items()}
+    busy0 = machine_cpu()
+    t0 = time.monotonic()
+    records0 = {name: kafka_records(url) for name, _, url in beaters}
+    samples: List[Tuple[float, float]] = [(time.time(), sum(records0.values()))]
+    end = first + a.docs
+
+    def arrived() -> int:
+        return len({n for n, _, _ in list(star.records) if first <= n < end})
+
+    deadline = t0 + a.timeout
+    while arrived() < a.docs and time.monotonic() < deadline:
+        time.sleep(0.25)
+        samples.append((time.time(), sum(kafka_records(url) for _, _, url in beaters)))
+    wall = time.monotonic() - t0
+    cpu = {name: f() - cpu0[name] for name, f in counters.items()}
+    busy1 = machine_cpu()
+    settle(star, 0, quiet=3.0, limit=10.0)
+    recs = [r for r in star.records if first <= r[0] < end]
+    distinct = len({n for n, _, _ in recs})
+    first_at = min(t for _, t, _ in recs) if recs else float("nan")
+    last_at = max(t for _, t, _ in recs) if recs else float("nan")
+    seconds = last_at - first_at
+    consumed = {name: kafka_records(url) - records0[name] for name, _, url in beaters}
+    rate_metrics = float("nan")
+    base = samples[0][1]
+    lo = [x for x in samples if x[1] - base >= 0.1 * a.docs]
+    hi = [x for x in samples if x[1] - base >= 0.9 * a.docs]
+    if lo and hi and hi[0][0] > lo[0][0]:
+        rate_metrics = (hi[0][1] - lo[0][1]) / (hi[0][0] - lo[0][0])
+    beater_cpu = sum(cpu[name] for name, _, _ in beaters)
+    return {
+        "produced": produced, "produce_docs_s": produced["produced"] / produced["seconds"],
+        "distinct": distinct, "repeated": len(recs) - distinct, "seconds": seconds,
+        "docs_s": distinct / seconds if recs and seconds > 0 else float("nan"), "rate_metrics": rate_metrics,
+        "consumed": consumed, "wall": wall, "cpu": cpu, "cpu_pct": {k: 100 * v / wall for k, v in cpu.items()},
+        "beater_cpu_pct": 100 * beater_cpu / wall, "cpu_us_doc": 1e6 * beater_cpu / max(1, distinct),
+        "machine_busy_pct": 100 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]),
+    }
+
+
+def describe(d: Dict[str, Any], what: str) -> None:
+    """Print what a drain measured."""
+    p = d["produced"]
+    print(f"produced {p['produced']} in {p['seconds']:.1f} s ({d['produce_docs_s']:.0f}/s), {what} stopped meanwhile", flush=True)
+    consumed = ", ".join(f"{name} {n:.0f}" for name, n in d["consumed"].items())
+    cpu = ", ".join(f"{name} {pct:.0f}%" for name, pct in d["cpu_pct"].items())
+    print(f"Kafka -> {what} -> q=* tail: {d['distinct']} distinct of {d['produced']['produced']} ({d['repeated']} repeated) "
+          f"in {d['seconds']:.1f} s from first to last delivery: {d['docs_s']:.0f} docs/s; records counted: {consumed}; "
+          f"CPU of a core over the {d['wall']:.1f} s drain: {cpu} (Beaters {d['cpu_us_doc']:.0f} us/doc); "
+          f"machine {d['machine_busy_pct']:.0f}% busy", flush=True)
+    if d["rate_metrics"] == d["rate_metrics"]:
+        print(f"/metrics estrom_kafka_records_total rate between 10% and 90% consumed: {d['rate_metrics']:.0f}/s", flush=True)
+    if p["seconds"] > SESSION_TIMEOUT_S * 0.8:
+        print(f"(the Beaters were stopped {p['seconds']:.1f} s, near the {SESSION_TIMEOUT_S:.0f} s session timeout: "
+              "a rebalance may have run)", flush=True)
+
+
 # ---------------------------------------------------------------- raw ceiling
 
-def raw_consume(bootstrap: str, topic: str, count: int) -> Tuple[int, float]:
+def raw_consume(bootstrap: str, topic: str, count: int, partitions: int) -> Tuple[int, float]:
     """(records, seconds) for a plain group-less consumer reading the whole topic, decoding each value."""
     from kafka import KafkaConsumer, TopicPartition
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                              fetch_max_bytes=52428800, max_partition_fetch_bytes=4 * 1048576, max_poll_records=5000)
-    parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    parts = [TopicPartition(topic, p) for p in range(partitions)]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
     seen = 0
@@ -282,21 +463,22 @@ def raw_consume(bootstrap: str, topic: str, count: int) -> Tuple[int, float]:
     return seen, elapsed
 
 
-def create_topic(bootstrap: str, topic: str) -> None:
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     from kafka.admin import KafkaAdminClient, NewTopic
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
     admin.close()
 
 
-def delete_topic(bootstrap: str, topic: str) -> None:
-    try:
-        from kafka.admin import KafkaAdminClient
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        admin.delete_topics([topic])
-        admin.close()
-    except Exception as e:  # noqa: BLE001 - cleanup only
-        print(f"(could not delete topic {topic}: {e!r})")
+def delete_topic(bootstrap: str, *topics: str) -> None:
+    for topic in topics:
+        try:
+            from kafka.admin import KafkaAdminClient
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+            admin.delete_topics([topic])
+            admin.close()
+        except Exception as e:  # noqa: BLE001 - cleanup only
+            print(f"(could not delete topic {topic}: {e!r})")
 
 
 # ---------------------------------------------------------------- the run
@@ -309,67 +491,39 @@ def run(a: argparse.Namespace) -> None:
     broker = Broker()
     run_id = uuid.uuid4().hex[:10]
     topic, group = f"estrom-bench-{run_id}", f"estrom-bench-{run_id}"
+    flags = kafka_args(broker.bootstrap, topic, group)
     estrom: Optional[Estrom] = None
+    second: Optional[SecondBeater] = None
     try:
-        create_topic(broker.bootstrap, topic)
-        estrom = Estrom(broker.bootstrap, topic, group, a.estrom_source)
+        create_topic(broker.bootstrap, topic, a.partitions)
+        estrom = Estrom(flags, a.estrom_source)
         estrom.wait_ready()
         queries = e2e_queries(load_documents(), a.queries)
         kafka_tails = open_tails(estrom.tailor, KAFKA_INDEX, queries)
         http_tails = open_tails(estrom.tailor, HTTP_INDEX, queries)
-        print(f"estrom up; topic {topic} ({PARTITIONS} partitions), group {group}; "
+        print(f"estrom up; topic {topic} ({a.partitions} partitions), group {group}; "
               f"{len(kafka_tails)} tails on each of {KAFKA_INDEX} and {HTTP_INDEX} (q=* and {queries})", flush=True)
         star = kafka_tails[0]
+        beater_pid, tailor_pid = estrom.beater_pid(), estrom.part_pid("tailor")
+        # "router": the rest of estrom up's process tree, that is Crossbar's controller and workers (and estrom up).
+        others = {"tailor": lambda: proc_cpu(tailor_pid),
+                  "router": lambda: tree_cpu(estrom.proc.pid) - proc_cpu(beater_pid) - proc_cpu(tailor_pid)}
 
         # 0. Warm-up: the group owns the partitions and the path is hot once these are delivered.
         child(["--produce", broker.bootstrap, topic, str(a.warmup), str(WARMUP_FIRST), "0"]).communicate()
         wait_until(lambda: star.hits >= a.warmup, 90, "the warm-up records")
         time.sleep(1.0)
 
-        # 1. The backlog: the Beater frozen (SIGSTOP) while N records are produced, so that the
-        #    producer has the machine; then it drains them.
-        beater_pid = estrom.beater_pid()
-        os.kill(beater_pid, signal.SIGSTOP)
-        try:
-            produced = json.loads(child(["--produce", broker.bootstrap, topic, str(a.docs), "0", "0"]).communicate()[0])
-        finally:
-            os.kill(beater_pid, signal.SIGCONT)
-        produce_docs_s = produced["produced"] / produced["seconds"]
-        print(f"produced {produced['produced']} in {produced['seconds']:.1f} s ({produce_docs_s:.0f}/s), "
-              f"the Beater stopped meanwhile", flush=True)
-        records_before = estrom.kafka_records()
-        cpu_before = proc_cpu(beater_pid)
-        samples: List[Tuple[float, float]] = [(time.time(), records_before)]
-        deadline = time.monotonic() + a.timeout
-        while star.hits - a.warmup < a.docs and time.monotonic() < deadline:
-            time.sleep(0.5)
-            samples.append((time.time(), estrom.kafka_records()))
-        settle(star, 0, quiet=3.0, limit=10.0)
-        beater_cpu = proc_cpu(beater_pid) - cpu_before
-        recs = [r for r in star.records if r[0] < a.docs]
-        distinct = len({n for n, _, _ in recs})
-        first_at = min(t for _, t, _ in recs) if recs else float("nan")
-        last_at = max(t for _, t, _ in recs) if recs else float("nan")
-        kafka_s = last_at - first_at
-        kafka_docs_s = distinct / kafka_s if recs and kafka_s > 0 else float("nan")
-        consumed = estrom.kafka_records() - records_before
-        print(f"Kafka -> Beater -> q=* tail: {distinct} distinct of {a.docs} ({len(recs) - distinct} repeated) "
-              f"in {kafka_s:.1f} s from first to last delivery: {kafka_docs_s:.0f} docs/s; "
-              f"Beater counted {consumed:.0f} records, used {beater_cpu:.1f} CPU s "
-              f"({beater_cpu / kafka_s:.0%} of a core, {1e6 * beater_cpu / max(1, distinct):.0f} us/doc)", flush=True)
-        rate_metrics = float("nan")
-        lo = [x for x in samples if x[1] - records_before >= 0.1 * a.docs]
-        hi = [x for x in samples if x[1] - records_before >= 0.9 * a.docs]
-        if lo and hi and hi[0][0] > lo[0][0]:
-            rate_metrics = (hi[0][1] - lo[0][1]) / (hi[0][0] - lo[0][0])
-            print(f"Beater /metrics estrom_kafka_records_total rate between 10% and 90% consumed: "
-                  f"{rate_metrics:.0f}/s", flush=True)
+        # 1. The backlog, drained by one Beater.
+        one = drain(a, broker.bootstrap, topic, star, 0, [("beater", beater_pid, estrom.beater)], others)
+        describe(one, "the Beater")
+        kafka_docs_s, distinct = one["docs_s"], one["distinct"]
 
         # 1b. Latency: records produced at a paced rate the Beater keeps up with.
         lat_count = int(a.latency_rate * a.latency_seconds)
         child(["--produce", broker.bootstrap, topic, str(lat_count), str(LATENCY_FIRST), str(a.latency_rate)]).communicate()
         settle(star, 0, quiet=3.0, limit=30.0)
-        lat_recs = [r for r in star.records if LATENCY_FIRST <= r[0]]
+        lat_recs = [r for r in star.records if LATENCY_FIRST <= r[0] < LATENCY_FIRST + lat_count]
         lat = sorted(l for _, _, l in lat_recs)
         lat_lost = lat_count - len({n for n, _, _ in lat_recs})
         print(f"produce -> q=* tail latency at {a.latency_rate:.0f} records/s for {a.latency_seconds:.0f} s: "
@@ -397,33 +551,80 @@ def run(a: argparse.Namespace) -> None:
               + (f"; errors {fed['errors']}" if fed["errors"] else ""), flush=True)
 
         # 3. The raw ceiling, nothing else running.
-        raw_n, raw_s = raw_consume(broker.bootstrap, topic, a.warmup + a.docs + lat_count)  # the whole topic
+        raw_n, raw_s = raw_consume(broker.bootstrap, topic, a.warmup + a.docs + lat_count, a.partitions)  # the whole topic
         raw_docs_s = raw_n / raw_s
         print(f"raw kafka-python consumer (no group, json.loads each): {raw_n} records in {raw_s:.2f} s: "
               f"{raw_docs_s:.0f}/s", flush=True)
 
+        # 4. Two Beaters in the group: a second one joins, the group rebalances, the same backlog again.
+        two: Optional[Dict[str, Any]] = None
+        split = ""
+        if a.beaters == 2:
+            second = SecondBeater(estrom, flags)
+            second.wait_ready()
+            beater2 = second
+
+            def shared() -> bool:
+                mine, theirs = held_partitions(estrom.beater, topic), held_partitions(beater2.beater, topic)
+                return bool(mine and theirs) and sorted(mine + theirs) == list(range(a.partitions))
+
+            wait_until(shared, 90, "the two Beaters to share the partitions")
+            split = "+".join(str(len(held_partitions(url, topic))) for url in (estrom.beater, second.beater))
+            print(f"second Beater (pid {second.proc.pid}) in the group: partitions held {split}", flush=True)
+            child(["--produce", broker.bootstrap, topic, str(a.warmup), str(TWO_WARMUP_FIRST), "0"]).communicate()
+            wait_until(lambda: len({n for n, _, _ in list(star.records) if TWO_WARMUP_FIRST <= n < TWO_WARMUP_FIRST + a.warmup})
+                       >= a.warmup, 90, "the warm-up records of two Beaters")
+            time.sleep(1.0)
+            two = drain(a, broker.bootstrap, topic, star, TWO_FIRST,
+                        [("beater1", beater_pid, estrom.beater), ("beater2", second.proc.pid, second.beater)], others)
+            describe(two, "both Beaters")
+            after = "+".join(str(len(held_partitions(url, topic))) for url in (estrom.beater, second.beater))
+            if after != split:
+                print(f"(partitions held changed during the drain: {split} -> {after})", flush=True)
+            print(f"two Beaters vs one: {two['docs_s']:.0f} vs {kafka_docs_s:.0f} docs/s ({two['docs_s'] / kafka_docs_s:.2f}x); "
+                  f"machine {two['machine_busy_pct']:.0f}% vs {one['machine_busy_pct']:.0f}% busy "
+                  f"({os.cpu_count()} cores)", flush=True)
+
         ratio = kafka_docs_s / http_docs_s
-        lost = a.docs - distinct + lat_lost
+        lost = a.docs - distinct + lat_lost + (a.docs - two["distinct"] if two else 0)
         print(f"target: Kafka >= 80% of HTTP ingest: {ratio:.2f} -> {'ok' if ratio >= 0.8 else 'MISSED'}; "
               f"Kafka at {kafka_docs_s / raw_docs_s:.1%} of the raw consumer", flush=True)
+        pct = one["cpu_pct"]
         figures: Dict[str, Any] = {
             "kafka_docs_s": round(kafka_docs_s), "http_docs_s": round(http_docs_s), "ratio": round(ratio, 2),
-            "raw_consume_docs_s": round(raw_docs_s), "kafka_metrics_docs_s": round(rate_metrics) if rate_metrics == rate_metrics else "nan",
-            "http_delivered_docs_s": round(http_delivered_s), "produce_docs_s": round(produce_docs_s),
-            "beater_cpu_pct": round(100 * beater_cpu / kafka_s),
-            "kafka_cpu_us_doc": round(1e6 * beater_cpu / max(1, distinct)),
+            "raw_consume_docs_s": round(raw_docs_s),
+            "kafka_metrics_docs_s": round(one["rate_metrics"]) if one["rate_metrics"] == one["rate_metrics"] else "nan",
+            "http_delivered_docs_s": round(http_delivered_s), "produce_docs_s": round(one["produce_docs_s"]),
+            "beater_cpu_pct": round(one["beater_cpu_pct"]), "kafka_cpu_us_doc": round(one["cpu_us_doc"]),
             "http_cpu_pct": round(100 * http_cpu / fed["seconds"]),
             "http_cpu_us_doc": round(1e6 * http_cpu / max(1, fed["accepted"])),
-            "p50_ms": round(percentile(lat, 50)), "p99_ms": round(percentile(lat, 99)),
-            "latency_rate": round(a.latency_rate), "delivered": distinct + lat_count - lat_lost,
-            "expected": a.docs + lat_count, "lost": lost, "repeated": len(recs) - distinct,
-            "http_accepted": fed["accepted"], "tails": len(kafka_tails), "target_met": int(ratio >= 0.8),
+            "tailor_cpu_pct": round(pct["tailor"]), "router_cpu_pct": round(pct["router"]),
+            "tails_cpu_pct": round(pct["bench_tails"]), "machine_busy_pct": round(one["machine_busy_pct"]),
         }
+        if two is not None:
+            tp = two["cpu_pct"]
+            figures.update({
+                "two_beaters_docs_s": round(two["docs_s"]), "two_vs_one": round(two["docs_s"] / kafka_docs_s, 2),
+                "two_partitions": split, "two_beater1_cpu_pct": round(tp["beater1"]), "two_beater2_cpu_pct": round(tp["beater2"]),
+                "two_cpu_us_doc": round(two["cpu_us_doc"]), "two_tailor_cpu_pct": round(tp["tailor"]),
+                "two_router_cpu_pct": round(tp["router"]), "two_tails_cpu_pct": round(tp["bench_tails"]),
+                "two_machine_busy_pct": round(two["machine_busy_pct"]), "two_repeated": two["repeated"],
+                "two_more_than_one": int(two["docs_s"] > kafka_docs_s),
+            })
+        figures.update({
+            "p50_ms": round(percentile(lat, 50)), "p99_ms": round(percentile(lat, 99)),
+            "latency_rate": round(a.latency_rate), "delivered": distinct + lat_count - lat_lost + (two["distinct"] if two else 0),
+            "expected": a.docs * (2 if two else 1) + lat_count, "lost": lost, "repeated": one["repeated"],
+            "http_accepted": fed["accepted"], "tails": len(kafka_tails), "partitions": a.partitions,
+            "beaters": a.beaters, "target_met": int(ratio >= 0.8),
+        })
         print(" ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
     finally:
+        if second:
+            second.stop()
         if estrom:
             estrom.stop()
-        delete_topic(broker.bootstrap, topic)
+        delete_topic(broker.bootstrap, topic, f"{topic}-registrations")
         broker.stop()
 
 
@@ -441,6 +642,10 @@ def main(argv: List[str]) -> None:
     parser.add_argument("--latency-rate", type=float, default=1000.0, help="records/s of the paced latency phase")
     parser.add_argument("--latency-seconds", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds each phase may take at most")
+    parser.add_argument("--beaters", type=int, choices=(1, 2), default=1,
+                        help="2: then a second Beater joins the group and the backlog is drained again by both")
+    parser.add_argument("--partitions", type=int, default=PARTITIONS,
+                        help="partitions of the topic (3 split 2+1 between two Beaters, 4 split 2+2)")
     parser.add_argument("--estrom-source", default=None,
                         help="run `python -m estrom.cli up` from this source tree (e.g. a `git archive` of a commit) "
                              "instead of the installed estrom")
