@@ -231,7 +231,7 @@ class SecondBeater:
             env["PYTHONPATH"] = first.source
         up = [sys.executable, "-m", "estrom.cli"] if first.source else [str(Path(sys.executable).with_name("estrom"))]
         cmd = [*up, "beater", "--router-url", f"ws://127.0.0.1:{first.router_port}/ws", "--data-dir", str(self.data_dir),
-               "--beater-port", str(self.port), "--log-level", "warn", *args]
+               "--beater-port", str(self.port), "--log-level", "info", *args]  # into its log file: the Kafka lines
         self.log = self.data_dir / "beater.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -568,12 +568,24 @@ def run(a: argparse.Namespace) -> None:
                 mine, theirs = held_partitions(estrom.beater, topic), held_partitions(beater2.beater, topic)
                 return bool(mine and theirs) and sorted(mine + theirs) == list(range(a.partitions))
 
-            wait_until(shared, 90, "the two Beaters to share the partitions")
+            # Warm-up rounds until the group has rebalanced and both Beaters consume: a Beater's lag gauges
+            # (what held_partitions reads) appear only once its fetches have seen a partition's high watermark.
+            counted = [kafka_records(estrom.beater), kafka_records(second.beater)]
+            warmed, deadline = 0, time.monotonic() + 120
+            while True:
+                child(["--produce", broker.bootstrap, topic, str(a.warmup), str(TWO_WARMUP_FIRST + warmed), "0"]).communicate()
+                warmed += a.warmup
+                time.sleep(1.0)
+                if shared() and kafka_records(estrom.beater) > counted[0] and kafka_records(second.beater) > counted[1]:
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit("the two Beaters did not come to share the partitions within 120 s; the second said:\n"
+                                     + second.log.read_text()[-3000:])
+            wait_until(lambda: len({n for n, _, _ in list(star.records) if TWO_WARMUP_FIRST <= n < TWO_WARMUP_FIRST + warmed})
+                       >= warmed, 90, "the warm-up records of two Beaters")
             split = "+".join(str(len(held_partitions(url, topic))) for url in (estrom.beater, second.beater))
-            print(f"second Beater (pid {second.proc.pid}) in the group: partitions held {split}", flush=True)
-            child(["--produce", broker.bootstrap, topic, str(a.warmup), str(TWO_WARMUP_FIRST), "0"]).communicate()
-            wait_until(lambda: len({n for n, _, _ in list(star.records) if TWO_WARMUP_FIRST <= n < TWO_WARMUP_FIRST + a.warmup})
-                       >= a.warmup, 90, "the warm-up records of two Beaters")
+            print(f"second Beater (pid {second.proc.pid}) in the group: partitions held {split}; "
+                  f"{warmed} warm-up records delivered by both", flush=True)
             time.sleep(1.0)
             two = drain(a, broker.bootstrap, topic, star, TWO_FIRST,
                         [("beater1", beater_pid, estrom.beater), ("beater2", second.proc.pid, second.beater)], others)
