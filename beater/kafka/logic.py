@@ -9,15 +9,20 @@
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from dataclasses import dataclass
 from typing import Any, Dict, Hashable, Iterable, List, Mapping, Optional, Set, Tuple
 
 from beater.ingest import Incoming, unwrap
+from beater.limits import DEFAULT as DEFAULT_LIMITS
+from beater.limits import Limits, check_document, loads
 
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+RECONNECT_BACKOFF_MAX_MS = 1000
+"""Longest wait between attempts to reach a broker.  kafka-python's default, 30 s, doubles from
+50 ms on every failure, so after an outage of 15 s a client could wait half a minute more before
+trying a broker that was already back; Java clients cap it at 1 s."""
 
 
 class KafkaSettingError(ValueError):
@@ -94,22 +99,29 @@ class Poison:
     message: str
 
 
-def classify(value: Optional[bytes], index: str, origin: Dict[str, Any], max_bytes: int) -> Tuple[Optional[Incoming], Optional[Poison]]:
+def classify(value: Optional[bytes], index: str, origin: Dict[str, Any], max_bytes: int,
+             limits: Limits = DEFAULT_LIMITS) -> Tuple[Optional[Incoming], Optional[Poison]]:
     """A record's value as a document of ``index`` carrying ``origin`` (``{"topic", "partition", "offset"}``),
-    or why it is poison: ``too_large``, ``not_json`` or ``invalid_document`` (not an object, a bad envelope)."""
+    or why it is poison: ``too_large``, ``not_json``, ``invalid_document`` (not an object, a bad envelope),
+    or over a document limit of HTTP ingest (``too_deep``, ``too_many_fields``, ``too_large``)."""
     if value is None:
         return None, Poison("not_json", "the record has no value (a tombstone)")
     if len(value) > max_bytes:
         return None, Poison("too_large", f"the value is {len(value)} bytes, over the limit of {max_bytes}")
     try:
-        decoded = json.loads(value)
+        decoded, deep = loads(value, limits)
     except UnicodeDecodeError as e:
         return None, Poison("not_json", f"the value is not UTF-8: {e.reason} at byte {e.start}")
     except ValueError as e:  # JSONDecodeError, and numbers Python refuses
         return None, Poison("not_json", f"invalid JSON: {e}")
+    if deep is not None:
+        return None, Poison(deep.reason, deep.message)
     document, error = unwrap(decoded, index)
     if document is None:
         return None, Poison("invalid_document", error or "invalid document")
+    violation = check_document(document.source, limits, len(value), value)
+    if violation is not None:
+        return None, Poison(violation.reason, violation.message)
     # Built directly (copy any field Incoming gains): dataclasses.replace costs 2.4 us a record, a
     # fifth of this whole function.
     return Incoming(source=document.source, id=document.id, kafka=origin), None

@@ -35,7 +35,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from beater.ingest import Incoming
-from beater.kafka.logic import FlowControl, OffsetTracker, Poison, classify, index_for
+from beater.kafka.logic import RECONNECT_BACKOFF_MAX_MS, FlowControl, OffsetTracker, Poison, classify, index_for
+from beater.limits import DEFAULT as DEFAULT_LIMITS
+from beater.limits import Limits
 from beater.metrics import BeaterMetrics
 from beater.pipeline import Pipeline
 
@@ -69,6 +71,7 @@ class KafkaConfig:
     max_in_flight: int = 5000
     max_record_bytes: int = 1048576
     log_interval_s: float = 30.0
+    limits: Limits = DEFAULT_LIMITS  # the document limits of HTTP ingest: a record over one is poison
 
 
 @dataclass
@@ -172,8 +175,24 @@ class KafkaSource:
                          error=getattr(error, "message", None) or str(error), s=RETRY_S)
             deferLater(self.reactor, RETRY_S, self._submit, chunks, attempt + 1)
             return
+        self._refused(chunks, getattr(result, "errors", None) or [])
         for chunk in chunks:
             self.delivered += self.tracker.done(chunk.key, chunk.generation, chunk.offsets)
+
+    def _refused(self, chunks: List[_Chunk], errors: List[Tuple[int, str]]) -> None:
+        """Records the percolator could not match (a matcher fault, isolated by the pipeline): poison,
+        counted and logged with their position; they are committed with the rest, never retried for ever."""
+        if not errors:
+            return
+        places = [(c.key, offset) for c in chunks for offset in c.offsets]  # submission position -> record
+        for position, message in errors:
+            if not 0 <= position < len(places):
+                continue
+            (topic, partition), offset = places[position]
+            self.poison += 1
+            self.metrics.kafka_poison.labels(topic, "matcher_error").inc()
+            log.warn("Kafka source: record {topic}/{partition}@{offset} could not be matched (matcher_error: {message}); skipped",
+                     topic=topic, partition=partition, offset=offset, message=message)
 
     def _report(self) -> None:
         """The periodic log line: records/s since the last one, lag, what is in flight."""
@@ -232,6 +251,7 @@ class KafkaSource:
             # its session expires: 10 s rather than 45 s lets a restarted Beater take over sooner.
             session_timeout_ms=SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
         )
         producer = None
         try:
@@ -303,7 +323,7 @@ class KafkaSource:
         poisoned: List[int] = []
         for record in records:
             origin = {"topic": tp.topic, "partition": tp.partition, "offset": record.offset}
-            document, poison = classify(record.value, index, origin, limit)
+            document, poison = classify(record.value, index, origin, limit, self.config.limits)
             if poison is not None:
                 producer = self._poisoned(producer, record, poison)
                 poisoned.append(record.offset)
@@ -394,7 +414,8 @@ class KafkaSource:
             if producer is None:
                 from kafka import KafkaProducer
 
-                producer = KafkaProducer(bootstrap_servers=self.config.bootstrap, client_id="estrom-beater-dead-letters", acks="all")
+                producer = KafkaProducer(bootstrap_servers=self.config.bootstrap, client_id="estrom-beater-dead-letters", acks="all",
+                                         reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS)
             headers = [
                 ("estrom.error", poison.reason.encode()),
                 ("estrom.message", poison.message.encode("utf-8", "replace")),
