@@ -8,6 +8,11 @@ interface, port and WebSocket path change per deployment, so they are
 substituted here; the service tickets stay out of
 every file and reach Crossbar through ``${ESTROM_*_TICKET}`` variables that its
 static ticket authenticator reads.
+
+Ingest tokens become WAMP-ticket principals of the ``ingest`` role the same
+way: one principal per token (authid ``ingest`` for the first, ``ingest_2``,
+``ingest_3`` ... for the others), each ticket a ``${ESTROM_INGEST*_TICKET}``
+reference, so a token is never written to the rendered file either.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
+
+from router import contract
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / ".crossbar" / "config.json"
 
@@ -29,14 +36,36 @@ def load_template(path: Path = TEMPLATE_PATH) -> Dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def render(template: Dict[str, Any], host: str, port: int, ws_path: str) -> Dict[str, Any]:
-    """A copy of ``template`` listening on ``host:port`` with the WebSocket at ``/<ws_path>``."""
+def ingest_principals(tokens: Sequence[str]) -> Dict[str, str]:
+    """The WAMP authid of each ingest token → the token: ``ingest``, then ``ingest_2``, ``ingest_3`` ..."""
+    return {("ingest" if i == 0 else f"ingest_{i + 1}"): token for i, token in enumerate(tokens)}
+
+
+def ticket_reference(authid: str) -> str:
+    """The ``${ESTROM_*_TICKET}`` reference Crossbar substitutes for a principal's ticket."""
+    from estrom.settings import ticket_env  # late: estrom.settings imports router.contract
+
+    return "${" + ticket_env(authid) + "}"
+
+
+def render(
+    template: Dict[str, Any], host: str, port: int, ws_path: str, ingest_authids: Optional[Sequence[str]] = None,
+) -> Dict[str, Any]:
+    """A copy of ``template`` listening on ``host:port`` with the WebSocket at ``/<ws_path>``.
+
+    ``ingest_authids`` (from :func:`ingest_principals`) become principals of the
+    ``ingest`` role on both listeners, their tickets read from the environment.
+    """
     config = copy.deepcopy(template)
     transport = config["workers"][0]["transports"][0]
     transport["endpoint"] = {"type": "tcp", "interface": host, "port": port}
     paths = transport["websocket"]
     ws = paths.pop("ws")
     paths[ws_path] = ws
+    for listener in (paths[ws_path], transport["rawsocket"]):
+        principals = listener["auth"]["ticket"]["principals"]
+        for authid in ingest_authids or ():
+            principals[authid] = {"ticket": ticket_reference(authid), "role": contract.ROLE_INGEST}
     return config
 
 

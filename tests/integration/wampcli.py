@@ -7,6 +7,10 @@
                                                      estrom.replay.<beater> as the tailor role; prints {"result": ...}
                                                      with each hit's bytes decoded to text and "binary": whether
                                                      all of them came as bytes, or {"error": uri, ...}
+    wampcli.py URL ingest AUTHID TICKET INDEX DOCS_JSON
+                                                     estrom.ingest as principal AUTHID with WAMP-ticket TICKET (an
+                                                     ingest token); prints {"result": ...}, {"error": uri, ...}, or
+                                                     {"refused": reason} when the router does not let it join
 
 It joins realm ``estrom`` anonymously, as any WAMP client of estrom would, except
 ``replay``, which authenticates with the tailor's ticket from ``<data-dir>/secrets.json``
@@ -46,12 +50,29 @@ def main(argv: List[str]) -> None:
         ticket = json.loads(Path(rest[0]).read_text())["tailor"]
         transport["serializers"] = ["cbor"]  # byte strings stay bytes (JSON would carry them as base64)
         authentication = {"ticket": {"authid": "tailor", "ticket": ticket}}
+    if command == "ingest":
+        authid, ticket, *rest = rest
+        authentication = {"ticket": {"authid": authid, "ticket": ticket}}
     component = Component(transports=[transport], realm="estrom", authentication=authentication or None)
+
+    joined_once = [False]
+
+    @component.on_leave
+    def left(session: Any, details: Any) -> None:
+        if command == "ingest" and not joined_once[0]:
+            emit({"refused": details.reason})
 
     @component.on_join
     async def joined(session: Any, details: Any) -> None:
+        joined_once[0] = True
         try:
-            if command == "call":
+            if command == "ingest":
+                index, docs = rest[0], json.loads(rest[1])
+                try:
+                    emit({"result": await session.call("estrom.ingest", index, docs), "role": details.authrole})
+                except ApplicationError as e:
+                    emit({"error": e.error, "args": list(e.args), "kwargs": e.kwargs})
+            elif command == "call":
                 procedure, args = rest[0], json.loads(rest[1])
                 try:
                     emit({"result": await session.call(procedure, *args)})
