@@ -6,7 +6,7 @@ several Beaters in one process (tests, benchmarks) never share or clash.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 
 # Micro-batches take from well under a millisecond to seconds (a slow Elasticsearch).
 _BATCH_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+# A document takes microseconds in the embedded percolator, milliseconds against Elasticsearch.
+_PER_DOCUMENT_BUCKETS = (0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5)
+
+DOCUMENT_ERROR_KINDS = ("invalid_document", "unavailable", "matcher_error")
+"""The kinds of ``estrom_document_errors``; another may be counted, these always show."""
 
 
 class BeaterMetrics:
@@ -63,6 +68,28 @@ class BeaterMetrics:
         self.kafka_commit_failures = Counter("estrom_kafka_commit_failures", "Offset commits that failed (retried)", registry=self.registry)
         self.kafka_in_flight = Gauge("estrom_kafka_in_flight", "Kafka records handed to the pipeline and not yet acknowledged", registry=self.registry)
         self.kafka_paused = Gauge("estrom_kafka_paused", "1 while the Kafka source has paused its partitions (too much in flight)", registry=self.registry)
+        # Per-document cost, the figure that says how many documents a second a Beater takes: observed
+        # once per slice (its matching time over its documents), so the histogram costs nothing per document.
+        self.percolate_seconds_per_document = Histogram(
+            "estrom_percolate_seconds_per_document", "Percolation time per document (a slice's matching time over its documents)",
+            buckets=_PER_DOCUMENT_BUCKETS, registry=self.registry,
+        )
+        self.document_errors = Counter(
+            "estrom_document_errors",
+            "Documents that failed, by kind: invalid_document (refused at ingest), unavailable (percolating or publishing "
+            "failed, not delivered), matcher_error (the percolator could not match this one document)",
+            ["kind"], registry=self.registry,
+        )
+        for kind in DOCUMENT_ERROR_KINDS:
+            self.document_errors.labels(kind)  # each kind shows from the first scrape, at zero
+        self.limit_refusals = Counter(
+            "estrom_limit_refusals", "Requests refused because they would break a limit, by limit", ["limit"], registry=self.registry
+        )
+
+    def watch_registrations(self, percolator: Any) -> None:
+        """Expose how many queries the percolator matches, read at each scrape (embedded percolator only:
+        an Elasticsearch count would be a request per scrape)."""
+        self.registry.register(_RegistrationsCollector(percolator))
 
     def watch_replay(self, store: "ReplayStore") -> None:
         """Expose the replay store's size and evictions, read from the store at each scrape."""
@@ -91,4 +118,20 @@ class _ReplayCollector:
         yield evictions
 
 
-__all__ = ["BeaterMetrics"]
+class _RegistrationsCollector:
+    """The number of registered queries, from the percolator at scrape time."""
+
+    def __init__(self, percolator: Any) -> None:
+        self.percolator = percolator
+
+    def collect(self) -> Iterator[Metric]:
+        """``estrom_registrations{backend}``, for a percolator that can count without a request."""
+        index = getattr(self.percolator, "index", None)
+        if index is None or not hasattr(index, "__len__"):
+            return
+        family = GaugeMetricFamily("estrom_registrations", "Registered queries the percolator matches", labels=["backend"])
+        family.add_metric([str(getattr(self.percolator, "name", "embedded"))], len(index))
+        yield family
+
+
+__all__ = ["BeaterMetrics", "DOCUMENT_ERROR_KINDS"]

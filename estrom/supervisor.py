@@ -19,14 +19,15 @@ The policy and the line are pure functions (:func:`next_restart`,
 from __future__ import annotations
 
 import signal
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Protocol, TextIO, Tuple
 
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
+
+from estrom import logs
 
 log = Logger()
 
@@ -165,8 +166,12 @@ class Supervisor:
                 w.pending.cancel()
             w.pending = None
 
-    def _say(self, line: str) -> None:
-        print(line, file=self.out or sys.stderr, flush=True)
+    def _say(self, line: str, **fields: Any) -> None:
+        if self.out is not None:
+            print(line, file=self.out, flush=True)
+            return
+        # A named event: shown at any --log-level, with the part and its exit as fields in JSON lines.
+        logs.event(log, LogLevel.warn, "restart", "{_line}", _line=line, **fields)
 
     def _poll(self) -> None:
         """Reap every part whose run ended (poll does not block) and schedule its restart."""
@@ -188,7 +193,8 @@ class Supervisor:
         delay, w.failures_in_a_row = next_restart(self.policy, w.failures_in_a_row, self.clock() - w.started_at)
         w.restarts += 1
         w.restarting = True
-        self._say(exit_line(w.part.name, w.part.pid, what, delay, w.restarts, output))
+        self._say(exit_line(w.part.name, w.part.pid, what, delay, w.restarts, output),
+                  part=w.part.name, pid=w.part.pid, exit=what, delay_s=delay, restarts=w.restarts)
         w.pending = self.reactor.callLater(delay, lambda: ensureDeferred(self._restart_or_retry(w)))
 
     async def _restart_or_retry(self, w: _Watched) -> None:

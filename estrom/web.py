@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict
+import time
+from typing import Any, Dict, FrozenSet, Optional
 
+from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -78,9 +80,81 @@ class JsonErrorsChannel(HTTPChannel):
         self.loseConnection()
 
 
-def json_site(resource: Resource) -> Site:
-    """A Site over ``resource`` whose protocol-level refusals are JSON too, with no tracebacks shown."""
-    site = Site(resource)
+ACCESS_LOG_MODES = ("requests", "all", "off")
+"""``--access-log``: every request but health checks and scrapes (the default), every request, none."""
+
+QUIET_PATHS: FrozenSet[bytes] = frozenset({b"/api/v0.1/health", b"/metrics"})
+"""Paths polled every few seconds by supervisors and Prometheus: no access line by default."""
+
+access_log = Logger(namespace="estrom.access")
+
+
+class TimedRequest(Request):
+    """A request that knows when it began and is logged also when its client leaves first.
+
+    Twisted writes an access line only from ``finish()``: a tail the client ends (the usual end of
+    a ``curl``) would leave none, nor would its duration or the bytes it got be known.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started_at = time.monotonic()
+
+    def connectionLost(self, reason: Any) -> None:
+        """Log the request (``left``: the client went away before the answer was complete)."""
+        site = getattr(self, "site", None)
+        if not self.finished and isinstance(site, JsonSite):
+            site.log_request(self, left=True)
+        super().connectionLost(reason)
+
+
+class JsonSite(Site):
+    """A Site whose access lines are structured log events, without the health checks and scrapes."""
+
+    requestFactory = TimedRequest
+    noisy = False  # no "Starting factory" line for each listening port
+
+    def __init__(self, resource: Resource, access: str = "requests") -> None:
+        super().__init__(resource)
+        if access not in ACCESS_LOG_MODES:
+            raise ValueError(f"access log mode must be one of {', '.join(ACCESS_LOG_MODES)}, not {access!r}")
+        self.access = access
+
+    def logPrefix(self) -> str:
+        """What Twisted's "... starting on <port>" line calls this site."""
+        return "HTTP API"
+
+    def log(self, request: Request) -> None:
+        """Twisted's hook at ``finish()``: one access line, unless the mode leaves this request out."""
+        self.log_request(request, left=False)
+
+    def log_request(self, request: Request, left: bool) -> None:
+        """One ``estrom.access`` event: client, request line, status, body bytes sent, seconds, user agent."""
+        if self.access == "off" or (self.access == "requests" and request.path in QUIET_PATHS):
+            return
+        started: Optional[float] = getattr(request, "started_at", None)
+        client = request.getClientAddress()
+        access_log.info(
+            '{client} "{method} {uri} {protocol}" {status} {bytes} bytes {seconds:.3f} s "{agent}"{_left_note}',
+            client=getattr(client, "host", None) or str(client),
+            method=request.method.decode("ascii", "replace"),
+            uri=request.uri.decode("utf-8", "replace"),
+            protocol=(request.clientproto or b"-").decode("ascii", "replace"),
+            status=request.code,
+            bytes=request.sentLength,
+            seconds=time.monotonic() - started if started is not None else 0.0,
+            agent=(request.getHeader(b"user-agent") or b"-").decode("utf-8", "replace"),
+            left=left,
+            _left_note=" (client left)" if left else "",
+        )
+
+
+def json_site(resource: Resource, access: str = "requests") -> Site:
+    """A Site over ``resource`` whose protocol-level refusals are JSON too, with no tracebacks shown.
+
+    ``access`` is the ``--access-log`` mode (:data:`ACCESS_LOG_MODES`).
+    """
+    site = JsonSite(resource, access)
     site.protocol = JsonErrorsChannel  # type: ignore[assignment]
     site.displayTracebacks = False
     return site

@@ -8,36 +8,76 @@ join to leave, so HTTP front ends can answer 503 while it is absent.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Optional
 
 from autobahn.twisted.component import Component
 from autobahn.twisted.wamp import ApplicationSession
+from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import ComponentConfig  # noqa: F401  (re-exported type for callers' hints)
+from twisted.logger import Logger, LogLevel
 
+from estrom import logs
 from router import contract
 from router.nodelay import set_no_delay
 
+log = Logger()
+
+
+UNREACHABLE_EVERY_S = 60.0
+"""While the router cannot be reached, say why at most this often (the Component retries every 2 s)."""
+
 
 class SessionHolder:
-    """The current WAMP session of a component, or None between leave and the next join."""
+    """The current WAMP session of a component, or None between leave and the next join.
 
-    def __init__(self) -> None:
+    It also says, once each, that the router was joined, lost and regained (named log events:
+    shown at any log level), so an operator sees an outage begin and end.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.session: Optional[ApplicationSession] = None
         self.ready = False  # set by the service once its join handlers are done
+        self.clock = clock
+        self.lost_at: Optional[float] = None  # when the session went, until the next join
+        self.joins = 0
         self._waiters: list[Callable[[ApplicationSession], Any]] = []
+        self._unreachable = logs.LineBudget(window_s=UNREACHABLE_EVERY_S, clock=clock)
 
     def attach(self, component: Component) -> None:
         """Track joins and leaves of ``component``."""
         component.on("join", self._on_join)
         component.on("leave", self._on_leave)
+        component.on("connectfailure", self._on_connect_failure)
 
     def _on_join(self, session: ApplicationSession, details: Any) -> None:
         self.session = session
+        self.joins += 1
+        self._unreachable = logs.LineBudget(window_s=UNREACHABLE_EVERY_S, clock=self.clock)  # the next outage says so at once
+        if self.lost_at is not None:
+            down_s = round(self.clock() - self.lost_at, 3)
+            self.lost_at = None
+            logs.event(log, LogLevel.info, "router_regained", "estrom: router session regained after {down_s} s", down_s=down_s)
+        elif self.joins == 1:
+            logs.event(log, LogLevel.info, "router_joined", "estrom: joined the router (realm {realm})", realm=contract.REALM)
 
     def _on_leave(self, session: ApplicationSession, details: Any) -> None:
         if self.session is session:
             self.session = None
             self.ready = False
+            self.lost_at = self.clock()
+            reason = getattr(details, "reason", None) or "-"
+            logs.event(log, LogLevel.warn, "router_lost", "estrom: lost the router session ({reason}); reconnecting", reason=str(reason))
+
+    def _on_connect_failure(self, component: Any, error: Any) -> None:
+        if self.session is not None:
+            return  # the session being lost, not a failed attempt: router_lost follows and says so
+        write, suppressed, _ = self._unreachable.take(("router_unreachable", "-"))
+        if write:
+            reason = error.error_message() if isinstance(error, ApplicationError) else str(error)
+            logs.event(log, LogLevel.warn, "router_unreachable",
+                       "estrom: cannot reach the router ({error}); retrying" + (" ({attempts} more failed attempts)" if suppressed else ""),
+                       error=reason, attempts=suppressed)
 
 
 def disable_nagle(session: Any, transport: Any) -> None:

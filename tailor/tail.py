@@ -18,7 +18,7 @@ design.  In SSE each hit's ``id:`` is the cursor after it.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
@@ -29,6 +29,9 @@ from zope.interface import implementer
 from router import contract
 from tailor.cursor import Cursor
 from tailor.stream import Delivered, Format, control
+
+if TYPE_CHECKING:
+    from tailor.metrics import TailCounters
 
 SLOW_CLOSE_GRACE_S = 30.0
 """How long a client closed for being slow may take to read its last bytes before the connection is cut."""
@@ -64,6 +67,7 @@ class Tail:
         max_tail_s: float = 0.0,
         since: Optional[Cursor] = None,
         on_closed: Callable[["Tail"], None] = lambda tail: None,
+        counters: Optional["TailCounters"] = None,
     ) -> None:
         self.request = request
         self.format = fmt
@@ -93,6 +97,8 @@ class Tail:
         self._heartbeat.clock = clock
         self._heartbeat_s = heartbeat_s
         self._wrote_since_beat = False
+        self.counters = counters  # the Tailor's metrics of this format (None: not counted)
+        self._counted_open = False
 
     # --- the stream's life ---------------------------------------------------------------------
 
@@ -107,7 +113,12 @@ class Tail:
         if transport is not None and hasattr(transport, "setTcpNoDelay"):
             transport.setTcpNoDelay(True)  # each hit is a small write that must leave now
         request.registerProducer(self, True)
-        request.write(self.format.header(self.subscription_id))
+        header = self.format.header(self.subscription_id)
+        request.write(header)  # not _write: a header is no sign of life that may skip the first heartbeat
+        if self.counters is not None:
+            self.counters.bytes_sent.inc(len(header))
+            self.counters.tail_opened()
+            self._counted_open = True
         self._heartbeat.start(self._heartbeat_s, now=False)
         if self._timeout_s:
             self._timers.append(self.clock.callLater(self._timeout_s, self.finish, control(end="timeout")))
@@ -149,6 +160,8 @@ class Tail:
         """
         if self.closed:
             return None
+        if self.counters is not None:
+            self.counters.hits_replayed.inc(len(hits))
         self._accept(hits, trim=False)  # a page at a time, the next only once this one is taken: bounded
         if not self.paused and not self.pending:
             return None
@@ -160,6 +173,8 @@ class Tail:
         """Tell the client something in-band: ``{"_estrom": {kind: ..., ...}}`` (e.g. a gap)."""
         if self.closed:
             return
+        if kind == "gap" and self.counters is not None:
+            self.counters.gaps.inc()
         self._write(self.format.record(kind, control(**details), self.first))
         self.first = False
 
@@ -199,6 +214,9 @@ class Tail:
         self._wake_drain_waiters()  # a replay waiting for this client stops at its next page
         if self._heartbeat.running:
             self._heartbeat.stop()
+        if self._counted_open:
+            self._counted_open = False
+            self.counters.tail_closed()  # type: ignore[union-attr]
         self._on_closed(self)
 
     def _end(self, end: Optional[Dict[str, Any]]) -> None:
@@ -253,6 +271,8 @@ class Tail:
     def _count_dropped(self, count: int) -> None:
         self.dropped += count
         self.dropped_total += count
+        if self.counters is not None:
+            self.counters.hits_dropped.inc(count)
         if self.on_slow == "close":
             self.fail(contract.ERROR_SLOW_CLIENT,
                       f"the client did not read fast enough: more than {self.max_hits} hits or {self.max_bytes} bytes waited")
@@ -276,6 +296,8 @@ class Tail:
             self.remaining -= len(hits)
         if hits:
             self.written += len(hits)
+            if self.counters is not None:
+                self.counters.hits_sent.inc(len(hits))
             first, self.first = self.first, False
             ids: List[bytes] = []
             written = self.written_cursor
@@ -291,8 +313,10 @@ class Tail:
         if data:
             self.request.write(data)
             self._wrote_since_beat = True
+            if self.counters is not None:
+                self.counters.bytes_sent.inc(len(data))
 
     def _beat(self) -> None:
         if not self._wrote_since_beat and not self.closed and not self.paused:
-            self.request.write(self.format.heartbeat())
+            self._write(self.format.heartbeat())
         self._wrote_since_beat = False
