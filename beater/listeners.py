@@ -26,6 +26,10 @@ it is wanted or was *heard* (expected, subscribed to, or left by its last
 subscriber) within ``replay_horizon_s``: a tail that lost its connection must
 be able to resume.  Heard times survive ``forget()``: a router restart is
 exactly when tails come back asking.
+
+For the query lifecycle (``beater/lifecycle.py``) ``on_heard`` and ``on_left``
+tell when an id last had (or was about to have) a subscriber, and
+:meth:`Listeners.subscribed` whether it has one now.
 """
 
 from __future__ import annotations
@@ -58,11 +62,13 @@ class Listeners:
     """Subscription ids with a live subscriber, fed by the router's meta events."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, replay_horizon_s: float = 600.0,
-                 on_heard: Optional[Callable[[str], None]] = None) -> None:
-        """``on_heard(id)`` is told whenever an id is expected or subscribed to (the replay store tracks it)."""
+                 on_heard: Optional[Callable[[str], None]] = None, on_left: Optional[Callable[[str], None]] = None) -> None:
+        """``on_heard(id)`` is told whenever an id is expected or subscribed to (the replay store tracks it);
+        ``on_left(id)`` when it loses its last subscriber (or the router session ends while it had one)."""
         self.clock = clock
         self.replay_horizon_s = replay_horizon_s
         self.on_heard = on_heard
+        self.on_left = on_left
         self.known = False
         self._heard: Dict[str, float] = {}  # estrom id -> when it last had (or was about to have) a subscriber
         self._heard_after_prune = 0
@@ -89,6 +95,24 @@ class Listeners:
             return True
         heard = self._heard.get(subscription_id)
         return heard is not None and self.clock() - heard <= self.replay_horizon_s
+
+    def subscribed(self, subscription_id: str) -> bool:
+        """Whether the id has an exact subscriber now, as far as this Beater knows (prefix and wildcard
+        subscribers do not count: they are monitors, not a registration's clients)."""
+        return subscription_id in self._live_ids
+
+    def router_subscriptions(self) -> Dict[str, list]:
+        """Per estrom id, the router's subscription ids of its topic (for counting its subscribers)."""
+        out: Dict[str, list] = {}
+        for router_id, estrom_id in self._live.items():
+            out.setdefault(estrom_id, []).append(router_id)
+        return out
+
+    def expecting(self, subscription_id: str) -> bool:
+        """Whether the id was registered or looked up here within ``EXPECT_GRACE_S`` and its subscriber
+        has not shown up yet."""
+        until = self._expected.get(subscription_id)
+        return until is not None and until >= self.clock()
 
     def last_heard(self, subscription_id: str) -> Optional[float]:
         """When the id last had, or was about to have, a subscriber (``clock`` time), if within memory."""
@@ -135,12 +159,16 @@ class Listeners:
             else:
                 self._live_ids.pop(estrom_id, None)
                 self._heard[estrom_id] = self.clock()  # its subscriber was there until now
+                if self.on_left is not None:
+                    self.on_left(estrom_id)
 
     def forget(self) -> None:
         """The router session ended: publish everything until the set is rebuilt (heard times stay)."""
         now = self.clock()
         for estrom_id in self._live_ids:
             self._heard[estrom_id] = now  # their subscribers were there until now and will come back
+            if self.on_left is not None:
+                self.on_left(estrom_id)
         self.known = False
         self._live.clear()
         self._live_ids.clear()

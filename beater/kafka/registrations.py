@@ -7,6 +7,11 @@ beginning at start (before its document source consumes) and follows it, registe
 locally.  Like Schema Registry's ``_schemas`` or Kafka Connect's config topic: durable, ordered,
 and replayed whole by a Beater that joins or comes back.
 
+A registration that expires or is deleted (``beater/lifecycle.py``, the admin API) is a tombstone
+(key = its id, value None, header ``estrom-reason`` = ``expired`` or ``deleted``): every Beater
+removes it when it reads the tombstone, at start too, and compaction eventually drops both.
+Tombstones are idempotent: several Beaters sweeping the same id produce several, all harmless.
+
 - pure parts: :func:`encode` (registration -> key, value), :func:`decode` (value -> entry) and
   :func:`rebuild` (entry -> the :class:`~beater.registration.Registration` this Beater computes,
   refused if its id differs, e.g. another mapping);
@@ -16,6 +21,7 @@ and replayed whole by a Beater that joins or comes back.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from dataclasses import dataclass
@@ -25,6 +31,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from beater.kafka.logic import RECONNECT_BACKOFF_MAX_MS
 from beater.mappings import IndexMapping, field_kinds
 from beater.registration import Registration, make_registration
 
@@ -33,6 +40,7 @@ log = Logger()
 DEFAULT_TOPIC = "estrom-registrations"
 FORMAT = 1
 PRODUCE_TIMEOUT_S = 10.0
+REASON_HEADER = "estrom-reason"
 
 
 class BadEntry(ValueError):
@@ -48,6 +56,8 @@ class Entry:
     query: Any
     default_operator: str
     mapping: str = ""
+    persist: bool = False
+    created_at: float = 0.0
 
 
 def encode(registration: Registration) -> Tuple[bytes, bytes]:
@@ -59,14 +69,16 @@ def encode(registration: Registration) -> Tuple[bytes, bytes]:
         "query": registration.source,
         "default_operator": registration.default_operator,
         "mapping": registration.mapping,
+        "persist": registration.persist,
+        "created_at": registration.created_at,
     }
     return registration.id.encode(), json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
 
 
 def decode(key: Optional[bytes], value: Optional[bytes]) -> Entry:
-    """The entry of one record; BadEntry for a tombstone, bad JSON or a key that is not its id."""
+    """The entry of one record; BadEntry for a tombstone (see :func:`tombstone_of`), bad JSON or a key that is not its id."""
     if value is None:
-        raise BadEntry("tombstone (registrations are never deleted)")
+        raise BadEntry("tombstone (a removed registration, not one to register)")
     try:
         data = json.loads(value)
     except (ValueError, UnicodeDecodeError) as e:
@@ -78,7 +90,21 @@ def decode(key: Optional[bytes], value: Optional[bytes]) -> Entry:
         raise BadEntry("id, index, query, default_operator or mapping missing or not strings")
     if key is not None and key.decode("utf-8", "replace") != data["id"]:
         raise BadEntry(f"key {key!r} is not the id {data['id']!r}")
-    return Entry(id=fields[0], index=fields[1], query=data["query"], default_operator=fields[2], mapping=fields[3])
+    created_at = data.get("created_at")
+    return Entry(id=fields[0], index=fields[1], query=data["query"], default_operator=fields[2], mapping=fields[3],
+                 persist=data.get("persist") is True,
+                 created_at=float(created_at) if isinstance(created_at, (int, float)) and not isinstance(created_at, bool) else 0.0)
+
+
+def tombstone_of(key: Optional[bytes], value: Optional[bytes], headers: Any = ()) -> Optional[Tuple[str, str]]:
+    """``(id, reason)`` if the record is a tombstone of a registration, else None."""
+    if value is not None or not key:
+        return None
+    reason = "deleted"
+    for name, raw in headers or ():
+        if name == REASON_HEADER and raw:
+            reason = bytes(raw).decode("utf-8", "replace")
+    return key.decode("utf-8", "replace"), reason
 
 
 def rebuild(entry: Entry, mappings: Mapping[str, IndexMapping]) -> Registration:
@@ -91,7 +117,7 @@ def rebuild(entry: Entry, mappings: Mapping[str, IndexMapping]) -> Registration:
     if registration.id != entry.id:
         raise BadEntry(f"computes to id {registration.id} here (mapping {registration.mapping or 'dynamic'!r}, "
                        f"logged with {entry.mapping or 'dynamic'!r})")
-    return registration
+    return dataclasses.replace(registration, persist=entry.persist, created_at=entry.created_at)
 
 
 @dataclass(frozen=True)
@@ -109,14 +135,20 @@ class RegistrationLog:
     """
 
     def __init__(self, reactor: Any, config: LogConfig, register: Callable[[Registration], "Deferred[bool]"],
-                 mappings: Mapping[str, IndexMapping], metrics: Any = None) -> None:
+                 mappings: Mapping[str, IndexMapping], metrics: Any = None,
+                 drop: Optional[Callable[[str, str], Any]] = None) -> None:
+        """``register(registration)`` registers an entry locally; ``drop(id, reason)`` (an awaitable)
+        removes one whose tombstone was read (None: tombstones are only counted)."""
         self.reactor = reactor
         self.config = config
         self.register = register
+        self.drop = drop
         self.mappings = mappings
         self.caught_up: "Deferred[None]" = Deferred()
         self.known: Set[str] = set()
         """Ids known to be in the log (read from it or produced by us): registering them again produces nothing."""
+        self.persistent: Set[str] = set()
+        """Those of ``known`` logged with ``persist``: registering one with persist again produces nothing either."""
         self._producer: Any = None
         self._ready: "Deferred[None]" = Deferred()
         self._stop = threading.Event()
@@ -138,38 +170,56 @@ class RegistrationLog:
             return succeed(None)
         return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), thread.join, 15)
 
-    async def publish(self, registration: Registration) -> None:
-        """Produce ``registration`` (acks=all) unless the log already has it; raise if it cannot be made durable."""
-        if registration.id in self.known:
+    async def publish(self, registration: Registration, force: bool = False) -> None:
+        """Produce ``registration`` (acks=all) unless the log already has it (with its ``persist``) or
+        ``force``; raise if it cannot be made durable."""
+        if not force and registration.id in self.known and (not registration.persist or registration.id in self.persistent):
             return
+        await self._produce(registration.id.encode(), encode(registration)[1], registration.id)
+        self.known.add(registration.id)
+        if registration.persist:
+            self.persistent.add(registration.id)
+
+    async def tombstone(self, subscription_id: str, reason: str) -> None:
+        """Produce the tombstone of a removed registration (acks=all); raise if it cannot be made durable."""
+        await self._produce(subscription_id.encode(), None, subscription_id, [(REASON_HEADER, reason.encode())])
+        self.known.discard(subscription_id)  # registering it again must produce it again
+        self.persistent.discard(subscription_id)
+
+    async def _produce(self, key: bytes, value: Optional[bytes], subscription_id: str, headers: Optional[List[Tuple[str, bytes]]] = None) -> None:
         if not self._ready.called:
             await _with_timeout(self.reactor, self._ready, PRODUCE_TIMEOUT_S)
-        key, value = encode(registration)
         producer = self._producer
 
         def send() -> Any:
-            return producer.send(self.config.topic, key=key, value=value).get(timeout=PRODUCE_TIMEOUT_S)
+            return producer.send(self.config.topic, key=key, value=value, headers=headers).get(timeout=PRODUCE_TIMEOUT_S)
 
         try:
             await deferToThreadPool(self.reactor, self.reactor.getThreadPool(), send)
         except Exception as e:
             from beater.errors import BackendUnavailable
 
-            raise BackendUnavailable(f"registered here but not written to the registrations log {self.config.topic!r} "
-                                     f"({type(e).__name__}: {e}); register again", part=registration.id) from None
-        self.known.add(registration.id)
+            what = "registered here but not written" if value is not None else "the removal was not written"
+            raise BackendUnavailable(f"{what} to the registrations log {self.config.topic!r} "
+                                     f"({type(e).__name__}: {e}); try again", part=subscription_id) from None
 
-    def _records(self, records: List[Tuple[int, Optional[bytes], Optional[bytes]]], caught_up: bool) -> None:
-        """Records handed over by the log thread: registered one after another, in log order."""
-        for offset, key, value in records:
-            self._chain.addCallback(lambda _, o=offset, k=key, v=value: ensureDeferred(self._apply(o, k, v)))
+    def _records(self, records: List[Tuple[Any, ...]], caught_up: bool) -> None:
+        """Records ``(offset, key, value[, headers])`` handed over by the log thread: applied one after
+        another, in log order."""
+        for offset, key, value, *rest in records:
+            headers = rest[0] if rest else ()
+            self._chain.addCallback(lambda _, o=offset, k=key, v=value, h=headers: ensureDeferred(self._apply(o, k, v, h)))
             self._chain.addErrback(lambda f: log.failure("registrations log: applying an entry failed", f))
         if caught_up:
             self._chain.addCallback(lambda _: None if self.caught_up.called else self.caught_up.callback(None))
 
-    async def _apply(self, offset: int, key: Optional[bytes], value: Optional[bytes]) -> None:
+    async def _apply(self, offset: int, key: Optional[bytes], value: Optional[bytes], headers: Any = ()) -> None:
         try:
-            await self._register_entry(offset, key, value)
+            tombstone = tombstone_of(key, value, headers)
+            if tombstone is not None:
+                await self._drop_entry(offset, *tombstone)
+            else:
+                await self._register_entry(offset, key, value)
         finally:
             if self._metrics:
                 self._metrics.read.set(offset + 1)
@@ -191,12 +241,27 @@ class RegistrationLog:
                       id=registration.id, topic=self.config.topic, offset=offset, error=str(e))
             return
         self.known.add(registration.id)
+        if registration.persist:
+            self.persistent.add(registration.id)
         if created:
             self.applied += 1
             if self._metrics:
                 self._metrics.applied.inc()
             log.info("registered {id} on {index} from the registrations log: {canonical}",
                      id=registration.id, index=registration.index, canonical=registration.canonical_text)
+
+    async def _drop_entry(self, offset: int, subscription_id: str, reason: str) -> None:
+        self.known.discard(subscription_id)
+        self.persistent.discard(subscription_id)
+        if self._metrics:
+            self._metrics.tombstones.inc()
+        if self.drop is None:
+            return
+        try:
+            await self.drop(subscription_id, reason)
+        except Exception as e:  # the percolator is away: the next start reads the tombstone again
+            log.error("registrations log: removing {id} ({reason}) from {topic}@{offset} failed: {error}",
+                      id=subscription_id, reason=reason, topic=self.config.topic, offset=offset, error=str(e))
 
     def _log(self, level: str, text: str, **kw: Any) -> None:
         self.reactor.callFromThread(getattr(log, level), text, **kw)
@@ -218,11 +283,12 @@ class RegistrationLog:
         ensure_topic(self.config.bootstrap, self.config.topic)
         if self._producer is None:
             producer = KafkaProducer(bootstrap_servers=self.config.bootstrap, client_id="estrom-beater-registrations",
-                                     acks="all", retries=5, linger_ms=0)
+                                     acks="all", retries=5, linger_ms=0, reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS)
             self._producer = producer
             self.reactor.callFromThread(lambda: None if self._ready.called else self._ready.callback(None))
         consumer = KafkaConsumer(bootstrap_servers=self.config.bootstrap, group_id=None, client_id="estrom-beater-registrations",
-                                 enable_auto_commit=False, auto_offset_reset="earliest")
+                                 enable_auto_commit=False, auto_offset_reset="earliest",
+                                 reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS)
         try:
             tp = TopicPartition(self.config.topic, 0)
             consumer.assign([tp])
@@ -231,7 +297,7 @@ class RegistrationLog:
             caught_up = False
             while not self._stop.is_set():
                 batches = consumer.poll(timeout_ms=200)
-                records = [(r.offset, r.key, r.value) for batch in batches.values() for r in batch]
+                records = [(r.offset, r.key, r.value, r.headers) for batch in batches.values() for r in batch]
                 now_caught_up = not caught_up and consumer.position(tp) >= end
                 if records or now_caught_up:
                     self.reactor.callFromThread(self._records, records, now_caught_up)
@@ -253,7 +319,8 @@ def ensure_topic(bootstrap: List[str], topic: str) -> None:
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="estrom-beater-registrations-admin")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="estrom-beater-registrations-admin",
+                             reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS)
     try:
         if topic in admin.list_topics():
             return
@@ -272,6 +339,7 @@ class _Metrics:
 
         self.applied = Counter("estrom_kafka_registrations_applied", "Registrations from the registrations log new to this Beater", registry=registry)
         self.skipped = Counter("estrom_kafka_registrations_skipped", "Entries of the registrations log not registered here (bad, other mapping)", registry=registry)
+        self.tombstones = Counter("estrom_kafka_registrations_tombstones", "Removed registrations (expired, deleted) read from the registrations log", registry=registry)
         self.read = Gauge("estrom_kafka_registrations_read_offset", "Next offset of the registrations log this Beater has registered", registry=registry)
 
 

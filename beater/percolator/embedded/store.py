@@ -48,6 +48,14 @@ class Store:
             )
             return cursor.rowcount == 1
 
+    def replace(self, subscription_id: str, data: Dict[str, Any]) -> bool:
+        """Rewrite the JSON of a stored registration (keeping its place); False if it is not stored."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE registrations SET data = ? WHERE id = ?", (json.dumps(data, separators=(",", ":")), subscription_id)
+            )
+            return cursor.rowcount == 1
+
     def remove(self, subscription_id: str) -> bool:
         """Delete a registration; False if it was not stored."""
         with self._lock:
