@@ -88,3 +88,41 @@ class NotAllDelivered(BackendUnavailable):
         if self.retry_from is not None:
             body["retry_from"] = self.retry_from
         return body
+
+
+class LimitExceeded(EstromError):
+    """Over a configured limit (``beater/limits.py``): the answer names the limit (its setting) and its value."""
+
+    uri = contract.ERROR_LIMIT_EXCEEDED
+    http_status = 413
+
+    def __init__(self, message: str, *, limit: str, value: int, part: Optional[str] = None) -> None:
+        super().__init__(message, part=part)
+        self.limit = limit
+        self.value = value
+
+    def to_json(self) -> Dict[str, Any]:
+        """The error body, with ``limit`` and ``value``."""
+        body = super().to_json()
+        body["limit"] = self.limit
+        body["value"] = self.value
+        return body
+
+
+class QueryTooLarge(LimitExceeded, InvalidQuery):
+    """A query over ``max_query_chars`` or ``max_query_clauses`` (still an InvalidQuery for callers catching that)."""
+
+    uri = contract.ERROR_LIMIT_EXCEEDED
+
+
+class TooManyRegistrations(LimitExceeded):
+    """One more registration would pass ``max_registrations_per_index`` or ``max_registrations``."""
+
+    uri = contract.ERROR_TOO_MANY_REGISTRATIONS
+    http_status = 429
+
+
+class DocumentRefused(EstromError):
+    """The percolator refused one document of a batch (not unavailable: retrying cannot help it)."""
+
+    uri = contract.ERROR_INVALID_DOCUMENT

@@ -21,8 +21,6 @@ from router import contract
 
 log = Logger()
 
-MAX_BODY = 64 * 1024 * 1024
-
 
 class BeatResource(Resource):
     """``/api/v0.1/beat/<index>``: ingest documents into ``index``."""
@@ -43,16 +41,18 @@ class BeatResource(Resource):
         if not self.router_ready():
             write_json(request, 503, error_body(contract.ERROR_UNAVAILABLE, "the router is not reachable; nothing was ingested, retry later"))
             return NOT_DONE_YET
-        body = request.content.read(MAX_BODY + 1)
-        if len(body) > MAX_BODY:
-            write_json(request, 413, error_body(contract.ERROR_INVALID_DOCUMENT, f"body larger than {MAX_BODY} bytes"))
+        limit = self.beater.limits.max_body_bytes
+        body = request.content.read(limit + 1)
+        if len(body) > limit:
+            write_json(request, 413, error_body(contract.ERROR_LIMIT_EXCEEDED, f"the body is larger than {limit} bytes (max_body_bytes)",
+                                                limit="max_body_bytes", value=limit))
             return NOT_DONE_YET
         ensureDeferred(self._ingest(request, index, body))
         return NOT_DONE_YET
 
     async def _ingest(self, request: Request, index: str, body: bytes) -> None:
         try:
-            parsed = parse_body(body, index)
+            parsed = parse_body(body, index, self.beater.limits)
             report = await self.beater.ingest(index, parsed)
         except EstromError as e:
             write_json(request, e.http_status, e.to_json())
@@ -132,6 +132,7 @@ class Root(Resource):
         self.beat = BeatResource(beater, router_ready)
         self.health = HealthResource(beater, router_ready)
         self.metrics = MetricsResource(beater, router_ready)
+        self.admin: Resource = NotFound()  # beater.admin.AdminResource, set by beater.app (it needs the listeners)
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         """Dispatch on the first three path segments."""
@@ -144,4 +145,6 @@ class Root(Resource):
                 return self.beat
             if segments[2] == b"health" and len(segments) == 3:
                 return self.health
+            if segments[2] == b"admin":
+                return self.admin
         return NotFound()

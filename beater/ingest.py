@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from json.decoder import WHITESPACE
 from typing import Any, Dict, List, Optional, Tuple
+
+from beater.errors import LimitExceeded
+from beater.limits import DEFAULT, Limits, Violation, check_document, line_too_long, loads, too_deep, too_large, value_end
+from router import contract
 
 ENVELOPE_KEYS = frozenset({"_index", "_id", "_source"})
 
@@ -27,19 +32,32 @@ class Incoming:
 
 @dataclass(frozen=True)
 class ItemError:
-    """Why one item was refused: ``line`` for NDJSON (1-based), ``item`` for arrays (0-based)."""
+    """Why one item was refused: ``line`` for NDJSON (1-based), ``item`` for arrays (0-based); over a limit,
+    the ``limit`` (its setting name) and its ``value``, under ``estrom.error.limit_exceeded``."""
 
     message: str
     line: Optional[int] = None
     item: Optional[int] = None
+    error: str = contract.ERROR_INVALID_DOCUMENT
+    limit: Optional[str] = None
+    value: Optional[int] = None
+
+    @classmethod
+    def over(cls, violation: Violation, line: Optional[int] = None, item: Optional[int] = None) -> "ItemError":
+        """The error of an item over a limit."""
+        return cls(violation.message, line=line, item=item, error=contract.ERROR_LIMIT_EXCEEDED,
+                   limit=violation.limit, value=violation.value)
 
     def to_json(self) -> Dict[str, Any]:
         """The error as listed in the ingest answer."""
-        body: Dict[str, Any] = {"error": "estrom.error.invalid_document", "message": self.message}
+        body: Dict[str, Any] = {"error": self.error, "message": self.message}
         if self.line is not None:
             body["line"] = self.line
         if self.item is not None:
             body["item"] = self.item
+        if self.limit is not None:
+            body["limit"] = self.limit
+            body["value"] = self.value
         return body
 
 
@@ -52,9 +70,34 @@ class ParsedBody:
     # Where each document was in the request: {"line": n} (NDJSON, 1-based) or {"item": i} (array).
     positions: List[Dict[str, int]] = field(default_factory=list)
 
+    def add(self, value: Any, index: str, limits: Limits, position: Dict[str, int], size: Optional[int],
+            text: Optional[str] = None, start: int = 0, end: Optional[int] = None) -> None:
+        """Keep the decoded item ``value`` as a document, or its error if it is no document or over a limit."""
+        document, error = unwrap(value, index)
+        if document is None:
+            self.errors.append(ItemError(error or "invalid document", **position))
+            return
+        violation = check_document(document.source, limits, size, text, start, end)
+        if violation is not None:
+            self.errors.append(ItemError.over(violation, **position))
+            return
+        self.documents.append(document)
+        self.positions.append(position)
 
-def parse_body(body: bytes, index: str) -> ParsedBody:
-    """Split a request body into documents for ``index`` and per-item errors."""
+
+_DECODER = json.JSONDecoder()
+_SPACE = WHITESPACE.match
+
+
+def parse_body(body: bytes, index: str, limits: Limits = DEFAULT) -> ParsedBody:
+    """Split a request body into documents for ``index`` and per-item errors.
+
+    Each item is checked against the document limits (an item over one is that item's error, naming
+    the limit); LimitExceeded (413) if the whole body is over ``max_body_bytes`` or holds more than
+    ``max_docs_per_request`` items.  Never recurses on the nesting of the input."""
+    if len(body) > limits.max_body_bytes:
+        raise LimitExceeded(f"the body is {len(body)} bytes, over the limit of {limits.max_body_bytes} (max_body_bytes)",
+                            limit="max_body_bytes", value=limits.max_body_bytes)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -62,38 +105,104 @@ def parse_body(body: bytes, index: str) -> ParsedBody:
     stripped = text.strip()
     if not stripped:
         return ParsedBody(errors=[ItemError("empty body: send a JSON object, a JSON array or NDJSON")])
+    is_ascii = text.isascii()
+    if stripped[0] == "[":
+        parsed = _parse_array(stripped, index, limits, is_ascii)
+        if parsed is not None:
+            return parsed
+    elif stripped[0] == "{" and "\n" in stripped:  # one pretty-printed object, or NDJSON
+        parsed = _parse_multiline_object(stripped, index, limits, is_ascii)
+        if parsed is not None:
+            return parsed
+    return _parse_ndjson(text, index, limits, is_ascii, single="\n" not in stripped)
+
+
+def _size(text: str, start: int, end: int, is_ascii: bool) -> int:
+    """Bytes of ``text[start:end]`` in UTF-8."""
+    return end - start if is_ascii else len(text[start:end].encode("utf-8"))
+
+
+def _parse_multiline_object(text: str, index: str, limits: Limits, is_ascii: bool) -> Optional[ParsedBody]:
+    """The body as one (pretty-printed) object, or None if it holds more than one value (NDJSON)."""
     try:
-        whole = json.loads(stripped)
+        value = json.loads(text)
     except json.JSONDecodeError:
-        return _parse_ndjson(text, index)
-    if isinstance(whole, list):
-        return _collect((unwrap(item, index), None, i) for i, item in enumerate(whole))
-    return _collect([(unwrap(whole, index), 1, None)])
+        return None
+    except RecursionError:
+        end = value_end(text, 0)
+        if end is not None and text[end:].strip():
+            return None  # a deep first line of NDJSON: refused line by line
+        return ParsedBody(errors=[ItemError.over(too_deep(limits), line=1)])
+    parsed = ParsedBody()
+    parsed.add(value, index, limits, {"line": 1}, _size(text, 0, len(text), is_ascii), text)
+    return parsed
 
 
-def _parse_ndjson(text: str, index: str) -> ParsedBody:
-    items = []
-    for number, line in enumerate(text.splitlines(), start=1):
+def _parse_array(text: str, index: str, limits: Limits, is_ascii: bool) -> Optional[ParsedBody]:
+    """A JSON array body item by item (so that one item too deep to parse costs only itself), or None if the
+    body is not one well-formed array (it is then read as NDJSON, which names the offending line)."""
+    parsed = ParsedBody()
+    pos = _SPACE(text, 1).end()
+    if text.startswith("]", pos):
+        return parsed if not text[pos + 1:].strip() else None
+    item = 0
+    while True:
+        if item >= limits.max_docs_per_request:
+            raise _too_many(limits)
+        start = pos
+        try:
+            value, end = _DECODER.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            return None
+        except RecursionError:
+            end = value_end(text, pos) if text.startswith(("{", "["), pos) else None
+            if end is None:
+                return None
+            parsed.errors.append(ItemError.over(too_deep(limits), item=item))
+        else:
+            parsed.add(value, index, limits, {"item": item}, _size(text, start, end, is_ascii), text, start, end)
+        item += 1
+        pos = _SPACE(text, end).end()
+        if text.startswith(",", pos):
+            pos = _SPACE(text, pos + 1).end()
+            continue
+        if text.startswith("]", pos) and not text[pos + 1:].strip():
+            return parsed
+        return None
+
+
+def _parse_ndjson(text: str, index: str, limits: Limits, is_ascii: bool, single: bool = False) -> ParsedBody:
+    """One document per non-blank line; ``single``: the body is one line, its limit is the document's."""
+    lines = text.split("\n")  # not splitlines(): JSON strings may hold U+2028 and other line breaks
+    if sum(1 for line in lines if line.strip()) > limits.max_docs_per_request:
+        raise _too_many(limits)
+    parsed = ParsedBody()
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as e:
-            items.append(((None, f"invalid JSON: {e.msg} at column {e.colno}"), number, None))
+        size = _size(line, 0, len(line), is_ascii)
+        if size > limits.max_line_bytes and not single:
+            parsed.errors.append(ItemError.over(line_too_long(size, limits), line=number))
             continue
-        items.append((unwrap(value, index), number, None))
-    return _collect(items)
-
-
-def _collect(items: Any) -> ParsedBody:
-    parsed = ParsedBody()
-    for (document, error), line, item in items:
-        if document is not None:
-            parsed.documents.append(document)
-            parsed.positions.append({"item": item} if item is not None else {"line": line or 1})
-        else:
-            parsed.errors.append(ItemError(error or "invalid document", line=line, item=item))
+        over = too_large(size, limits)  # refused before it is parsed
+        if over is not None:
+            parsed.errors.append(ItemError.over(over, line=number))
+            continue
+        try:
+            value, violation = loads(line, limits)
+        except json.JSONDecodeError as e:
+            parsed.errors.append(ItemError(f"invalid JSON: {e.msg} at column {e.colno}", line=number))
+            continue
+        if violation is not None:
+            parsed.errors.append(ItemError.over(violation, line=number))
+            continue
+        parsed.add(value, index, limits, {"line": number}, None, line)
     return parsed
+
+
+def _too_many(limits: Limits) -> LimitExceeded:
+    return LimitExceeded(f"more than {limits.max_docs_per_request} documents in one request (max_docs_per_request)",
+                         limit="max_docs_per_request", value=limits.max_docs_per_request)
 
 
 def unwrap(value: Any, index: str) -> Tuple[Optional[Incoming], Optional[str]]:

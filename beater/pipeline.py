@@ -20,7 +20,7 @@ the live events that follow it, covers every hit.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from twisted.internet.defer import Deferred, DeferredList, FirstError, ensureDeferred
@@ -29,7 +29,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from beater.errors import NotAllDelivered
+from beater.errors import BackendUnavailable, NotAllDelivered
 from beater.hits import Hit, make_hit, received_now
 from beater.ingest import Incoming
 from beater.metrics import BeaterMetrics
@@ -46,6 +46,10 @@ when the router has acknowledged the event (or False if skipped)."""
 
 log = Logger()
 
+UNAVAILABLE = (BackendUnavailable, ConnectionError, TimeoutError)
+"""What a percolator raises when it cannot answer now: the slice fails (503, retry it).  Anything else is a
+document's fault (or a bug it hits) and fails that document alone."""
+
 
 @dataclass
 class SubmitReport:
@@ -53,6 +57,9 @@ class SubmitReport:
 
     accepted: int = 0
     deliveries: int = 0
+    errors: List[Tuple[int, str]] = field(default_factory=list)
+    """Documents that could not be percolated (their fault, not the backend's), as (0-based position among
+    the submitted documents, message): each matched nothing and is that document's error, the others went on."""
 
 
 class _Acks:
@@ -110,6 +117,11 @@ class _Submission:
             acks.when_settled(self._settled)
         self.remaining -= 1
         self._maybe_done()
+
+    def refused(self, message: str) -> None:
+        """Its next document (they go in order) could not be percolated: record it as that document's error
+        (``published`` is then called for it with no deliveries)."""
+        self.report.errors.append((self.report.accepted - self.remaining, message))
 
     def _settled(self, acks: _Acks) -> None:
         if acks.error is not None:
@@ -233,6 +245,7 @@ class Pipeline:
 
     def _timed(self, documents: int, seconds: float) -> None:
         per_document = seconds / documents
+        self.metrics.percolate_seconds_per_document.observe(per_document)
         average = self._seconds_per_document
         self._seconds_per_document = per_document if average <= 0 else 0.8 * average + 0.2 * per_document
 
@@ -249,7 +262,7 @@ class Pipeline:
                 start = done
                 end = start + self.slice_size(len(batch) - start)
                 before = self.clock.seconds()
-                matched = await self.percolator.percolate(index, sources[start:end])
+                matched, faults = await self._percolate_isolated(index, sources[start:end])
                 self._timed(end - start, self.clock.seconds() - before)
                 grouped = group_by_subscription(hits[start:end], matched)
                 if self.replay is not None:  # before publishing: what a tail can ask for is never behind it
@@ -269,17 +282,45 @@ class Pipeline:
                 self._count(index, end - start, sum(len(ids) for ids in matched), len(grouped) - unheard, unheard)
                 done = end
                 # Each caller hears as soon as its own last document is out, not at the end of the batch.
-                for (_, submission), ids in zip(batch[start:end], matched):
+                for slot, ((_, submission), ids) in enumerate(zip(batch[start:end], matched)):
+                    if slot in faults:
+                        submission.refused(faults[slot])
                     submission.published(len(ids), acks if submission.acknowledged else None)
                 if end < len(batch):
                     await deferLater(self.clock, 0, lambda: None)  # one reactor turn: the publishes go out
         except Exception as e:
             log.failure("percolating or publishing a batch of {n} documents of {index} failed", n=len(batch), index=index)
             self.metrics.batch_failures.inc()
+            self.metrics.document_errors.labels("unavailable").inc(len(batch) - done)
             self._fail(index, [s for _, s in batch[done:]], e)
             return
         self.metrics.batch_documents.observe(len(batch))
         self.metrics.batch_seconds.observe(self.clock.seconds() - started)
+
+    async def _percolate_isolated(self, index: str, sources: List[Any]) -> Tuple[List[List[str]], Dict[int, str]]:
+        """Match ``sources``; where that raises for something other than the backend's unavailability, find the
+        documents that cause it by halving, so that only they fail: ``(matches, {slot: message})``, the failed
+        documents matching nothing.  A backend that is unavailable fails the whole slice (retry it later)."""
+        faults: Dict[int, str] = {}
+        matched = await self._match_or_bisect(index, sources, 0, faults)
+        if faults:
+            self.metrics.document_errors.labels("matcher_error").inc(len(faults))
+        return matched, faults
+
+    async def _match_or_bisect(self, index: str, sources: List[Any], offset: int, faults: Dict[int, str]) -> List[List[str]]:
+        try:
+            return list(await self.percolator.percolate(index, sources))
+        except UNAVAILABLE:
+            raise
+        except Exception as e:
+            if len(sources) == 1:
+                log.warn("a document of {index} could not be percolated and is refused: {error!r}", index=index, error=e)
+                why = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+                faults[offset] = f"percolating this document failed ({str(why)[:300]}); it was not delivered"
+                return [[]]
+        half = len(sources) // 2
+        return (await self._match_or_bisect(index, sources[:half], offset, faults)
+                + await self._match_or_bisect(index, sources[half:], offset + half, faults))
 
     def _count(self, index: str, documents: int, deliveries: int, publishes: int, unheard: int) -> None:
         self.documents_in += documents

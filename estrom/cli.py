@@ -15,18 +15,19 @@ import errno
 import os
 import socket
 import sys
-from typing import Any, Awaitable, Callable, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
 
-import txaio
 from twisted.internet.defer import ensureDeferred
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
+from estrom import logs
 from estrom import settings as settings_module
 from estrom.children import SUPERVISED_ENV, ChildService
 from estrom.settings import Settings
 from estrom.supervisor import Part, Supervisor
 
-log = Logger()
+log = Logger(namespace="estrom.cli")  # not __name__: the children run this module as __main__
 
 COMMANDS = {
     "up": "run the router, the Beater and the Tailor (embedded percolator by default)",
@@ -49,6 +50,39 @@ def check_port_free(host: str, port: int, what: str, flag: str) -> None:
         except OSError as e:
             reason = "already in use" if e.errno == errno.EADDRINUSE else e.strerror
             raise PortInUse(f"estrom: port {port} on {host} ({what}) is {reason}; choose another with {flag}") from None
+
+
+def check_ingest_protected(command: str, s: Settings) -> None:
+    """Refuse to run a Beater that anyone on the network could ingest into (no ingest token, not loopback)."""
+    from estrom.auth import GENERATE_HINT, SCOPE_INGEST, is_loopback, token_env
+
+    if command not in ("up", "beater") or is_loopback(s.beater_host) or s.tokens.configured(SCOPE_INGEST):
+        return
+    where = f"{s.beater_host or 'every interface'}:{s.beater_port}"
+    if s.allow_unauthenticated_ingest:
+        if os.environ.get(SUPERVISED_ENV):
+            return  # the parent has warned already
+        print(f"estrom: warning: anyone who reaches {where} may ingest (--allow-unauthenticated-ingest yes)", file=sys.stderr, flush=True)
+        return
+    raise SystemExit(
+        f"estrom: the Beater would listen on {where} (--beater-host) with no ingest token, so anyone who reaches it could "
+        f"ingest. Set one: export {token_env(SCOPE_INGEST)}=$({GENERATE_HINT}), or --tokens-file FILE holding "
+        f"{{\"ingest\": [\"<token>\"]}}; or listen on 127.0.0.1; or, only behind something that authenticates, "
+        f"--allow-unauthenticated-ingest yes"
+    )
+
+
+def prepare_router(cbdir: Path, s: Settings) -> Tuple[Path, Dict[str, str]]:
+    """Render the router's configuration into ``cbdir``; return it and the tickets its environment must carry.
+
+    Each ingest token becomes a WAMP-ticket principal of the ``ingest`` role (:mod:`router.config`).
+    """
+    from estrom.auth import SCOPE_INGEST
+    from router import config as crossbar_config
+
+    ingest = crossbar_config.ingest_principals(s.tokens.secrets(SCOPE_INGEST))
+    rendered = crossbar_config.render(crossbar_config.load_template(), s.router_host, s.router_port, s.router_path, list(ingest))
+    return crossbar_config.write(rendered, cbdir), {**s.tickets, **ingest}
 
 
 def ports_of(command: str, s: Settings) -> List[Tuple[str, int, str, str]]:
@@ -78,11 +112,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     s = settings_module.resolve(args)
     for host, port, what, flag in ports_of(args.command, s):
         check_port_free(host, port, what, flag)
+    check_ingest_protected(args.command, s)
     if args.command == "router":
         run_router_foreground(s)
         return
-    txaio.use_twisted()
-    txaio.start_logging(level=s.log_level)
+    logs.start_logging(args.command, s.log_level, s.log_format)
     from twisted.internet import reactor
 
     run_services(reactor, s, args.command)
@@ -93,9 +127,9 @@ def run_router_foreground(s: Settings) -> None:
     from router import process
 
     cbdir = s.data_dir / "crossbar"
-    config_path = process.prepare(cbdir, s.router_host, s.router_port, s.router_path)
+    config_path, tickets = prepare_router(cbdir, s)
     print(f"estrom: router on {s.router_url} (realm estrom)", file=sys.stderr, flush=True)
-    process.exec_foreground(cbdir, config_path, s.tickets)
+    process.exec_foreground(cbdir, config_path, tickets)
 
 
 def run_services(reactor: Any, s: Settings, command: str) -> None:
@@ -115,23 +149,26 @@ def run_services(reactor: Any, s: Settings, command: str) -> None:
                 beater = make_beater(s, reactor)
                 await beater.start()
                 stops.append(beater.stop)
-                print(f"estrom: Beater {beater.beater.pipeline.sequencer.beater_id} ingest on http://{s.beater_host}:{s.beater_port}/api/v0.1/beat/<index> "
-                      f"({s.percolator} percolator)", file=sys.stderr, flush=True)
+                logs.announce(log, "start", "estrom: Beater {beater} ingest on {url} ({percolator} percolator)",
+                              beater=beater.beater.pipeline.sequencer.beater_id, percolator=s.percolator,
+                              url=f"http://{s.beater_host}:{s.beater_port}/api/v0.1/beat/<index>")
             if command == "tailor":
                 from tailor.app import make_tailor
 
                 tailor = make_tailor(s, reactor)
                 await tailor.start()
                 stops.append(tailor.stop)
-                print(f"estrom: Tailor on http://{s.tailor_host}:{s.tailor_port}/api/v0.1/docs?i=<index>&q=<query>", file=sys.stderr, flush=True)
+                logs.announce(log, "start", "estrom: Tailor on {url}", url=f"http://{s.tailor_host}:{s.tailor_port}/api/v0.1/docs?i=<index>&q=<query>")
             if not os.environ.get(SUPERVISED_ENV):
-                print(f"estrom: ready (data in {s.data_dir}; Ctrl-C stops)", file=sys.stderr, flush=True)
+                logs.announce(log, "ready", "estrom: ready (data in {data_dir}; Ctrl-C stops)", data_dir=str(s.data_dir))
         except Exception as e:
             failed.append(str(e))
-            print(f"estrom: {e}", file=sys.stderr, flush=True)
+            logs.event(log, LogLevel.error, "start_failed", "estrom: {error}", error=str(e))
             reactor.stop()
 
     async def stop_all() -> None:
+        if stops:
+            logs.announce(log, "stop", "estrom: stopping")
         for stop in reversed(stops):
             try:
                 await stop()
@@ -172,12 +209,12 @@ async def start_router(reactor: Any, s: Settings, stops: List[Callable[[], Await
     from router import process
 
     cbdir = s.data_dir / "crossbar"
-    config_path = process.prepare(cbdir, s.router_host, s.router_port, s.router_path)
-    router = process.RouterProcess(cbdir, config_path, s.tickets, s.data_dir / "router.log", listen=(s.router_host, s.router_port))
+    config_path, tickets = prepare_router(cbdir, s)
+    router = process.RouterProcess(cbdir, config_path, tickets, s.data_dir / "router.log", listen=(s.router_host, s.router_port))
     router.start()
     stops.append(lambda: router.stop(reactor))
     await router.wait_ready(reactor)
-    print(f"estrom: router on {s.router_url} (pid {router.pid}, log {router.log_path})", file=sys.stderr, flush=True)
+    logs.announce(log, "start", "estrom: router on {url} (pid {pid}, log {log_path})", url=s.router_url, pid=router.pid, log_path=str(router.log_path))
     return router
 
 

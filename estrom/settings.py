@@ -14,10 +14,12 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import urlparse
 
+from beater.limits import DEPTH_CEILING, Limits
 from beater.mappings import IndexMapping, MappingError, load_mappings
+from estrom.auth import TokenError, Tokens, load_tokens, parse_origins
 from router import contract
 
 
@@ -78,7 +80,31 @@ OPTIONS = (
     Option("kafka_max_record_bytes", "1048576", "largest Kafka record value taken as a document; larger ones are poison"),
     Option("kafka_registrations_topic", "estrom-registrations",
            "compacted Kafka topic that holds every registration, so every Beater of the group has them all (created if missing)"),
+    # Limits on ingest and registration (beater/limits.py): over one, the answer names it and its value.
+    Option("max_body_bytes", "67108864", "largest HTTP ingest body in bytes (413 past it)"),
+    Option("max_document_bytes", "1048576", "largest document in bytes, as JSON (that document's error past it)"),
+    Option("max_depth", "100", f"deepest nesting of objects and arrays in a document (at most {DEPTH_CEILING})"),
+    Option("max_fields", "1000", "most distinct field paths in one document"),
+    Option("max_line_bytes", "1048576", "longest NDJSON line in bytes (that line's error past it)"),
+    Option("max_docs_per_request", "100000", "most documents in one HTTP ingest request or estrom.ingest call (413 past it)"),
+    Option("max_query_chars", "65536", "longest query in characters (a DSL query as compact JSON; 413 past it)"),
+    Option("max_query_clauses", "1024", "most clauses in one boolean of a query (at most 1024, Elasticsearch's limit)"),
+    Option("max_registrations_per_index", "100000", "most registered queries per index (429 past it)"),
+    Option("max_registrations", "1000000", "most registered queries in total (429 past it)"),
+    # Query lifecycle (beater/lifecycle.py).
+    Option("registration_grace_s", "86400",
+           "seconds a registration may go without a subscriber before it is removed (persist=true exempts one; 0: never)"),
     Option("log_level", "info", "log level: debug, info, warn, error"),
+    Option("log_format", "text", "log line format: text or json (one JSON object per line)"),
+    Option("access_log", "requests",
+           "HTTP access lines: requests (all but health checks and /metrics scrapes), all, or off"),
+    # Tokens and CORS (estrom/auth.py).  The tokens themselves are never options (a flag shows in `ps`):
+    # they come from this file and from $ESTROM_INGEST_TOKEN / $ESTROM_ADMIN_TOKEN / $ESTROM_TAIL_TOKEN.
+    Option("tokens_file", "", "JSON file of bearer tokens per scope, {\"ingest\": [...], \"admin\": [...], \"tail\": [...]} "
+                              "(also $ESTROM_INGEST_TOKEN, $ESTROM_ADMIN_TOKEN, $ESTROM_TAIL_TOKEN, comma-separated)"),
+    Option("cors_origins", "", "origins whose browser pages may read the Tailor's tails, comma-separated, or * (empty: none)"),
+    Option("allow_unauthenticated_ingest", "no",
+           "yes: let the Beater listen beyond loopback with no ingest token (only behind something that authenticates)"),
 )
 
 
@@ -115,8 +141,35 @@ class Settings:
     kafka_max_in_flight: int = 5000
     kafka_max_record_bytes: int = 1048576
     kafka_registrations_topic: str = "estrom-registrations"
+    max_body_bytes: int = Limits.max_body_bytes
+    max_document_bytes: int = Limits.max_document_bytes
+    max_depth: int = Limits.max_depth
+    max_fields: int = Limits.max_fields
+    max_line_bytes: int = Limits.max_line_bytes
+    max_docs_per_request: int = Limits.max_docs_per_request
+    max_query_chars: int = Limits.max_query_chars
+    max_query_clauses: int = Limits.max_query_clauses
+    max_registrations_per_index: int = Limits.max_registrations_per_index
+    max_registrations: int = Limits.max_registrations
+    registration_grace_s: float = 86400.0
     log_level: str = "info"
+    log_format: str = "text"
+    access_log: str = "requests"
     tickets: Dict[str, str] = field(default_factory=dict)
+    tokens_file: str = ""
+    cors_origins: str = ""
+    allow_unauthenticated_ingest: bool = False
+    tokens: Tokens = field(default_factory=Tokens, repr=False, compare=False)
+
+    @property
+    def cors_allowed(self) -> Tuple[str, ...]:
+        """The origins allowed to read the Tailor from a browser (validated by ``resolve``)."""
+        return parse_origins(self.cors_origins)
+
+    @property
+    def limits(self) -> Limits:
+        """The ``max_*`` ingest and registration limits (``beater/limits.py``)."""
+        return Limits(**{name: getattr(self, name) for name in Limits.__dataclass_fields__})
 
     @property
     def kafka_enabled(self) -> bool:
@@ -139,7 +192,7 @@ class Settings:
         return KafkaConfig(
             bootstrap=parse_bootstrap(self.kafka_bootstrap), topics=topics, group=self.kafka_group,
             index_map=parse_index_map(self.kafka_index_map, topics), dead_letter_topic=self.kafka_dead_letter_topic,
-            max_in_flight=self.kafka_max_in_flight, max_record_bytes=self.kafka_max_record_bytes,
+            max_in_flight=self.kafka_max_in_flight, max_record_bytes=self.kafka_max_record_bytes, limits=self.limits,
         )
 
     @property
@@ -185,6 +238,7 @@ def resolve(args: Optional[argparse.Namespace] = None, environ: Mapping[str, str
     except MappingError as e:
         raise SystemExit(f"estrom: --mappings: {e}") from None
     _check_kafka(raw)
+    _check_logging(raw)
     return Settings(
         router_url=raw["router_url"],
         service_transport=raw["service_transport"],
@@ -215,9 +269,32 @@ def resolve(args: Optional[argparse.Namespace] = None, environ: Mapping[str, str
         kafka_max_in_flight=_int(raw, "kafka_max_in_flight"),
         kafka_max_record_bytes=_int(raw, "kafka_max_record_bytes"),
         kafka_registrations_topic=raw["kafka_registrations_topic"].strip(),
+        **_limits(raw),
+        registration_grace_s=_float(raw, "registration_grace_s"),
         log_level=raw["log_level"],
+        log_format=raw["log_format"],
+        access_log=raw["access_log"],
         tickets=load_tickets(data_dir, environ),
+        **_auth_settings(raw, environ),
     )
+
+
+def _auth_settings(raw: Mapping[str, str], environ: Mapping[str, str]) -> Dict[str, Any]:
+    """The tokens and CORS fields of ``Settings``; SystemExit naming the flag or variable at fault."""
+    tokens_file = str(Path(raw["tokens_file"]).expanduser().resolve()) if raw["tokens_file"].strip() else ""
+    try:
+        tokens = load_tokens(Path(tokens_file) if tokens_file else None, environ)
+    except TokenError as e:
+        raise SystemExit(f"estrom: {e}") from None
+    try:
+        cors = ",".join(parse_origins(raw["cors_origins"]))
+    except ValueError as e:
+        raise SystemExit(f"estrom: --cors-origins / $ESTROM_CORS_ORIGINS: {e}") from None
+    opt_out = raw["allow_unauthenticated_ingest"].strip().lower()
+    if opt_out not in ("yes", "no", "true", "false", ""):
+        raise SystemExit(f"estrom: --allow-unauthenticated-ingest / $ESTROM_ALLOW_UNAUTHENTICATED_INGEST must be yes or no, not {opt_out!r}")
+    return {"tokens_file": tokens_file, "cors_origins": cors, "allow_unauthenticated_ingest": opt_out in ("yes", "true"),
+            "tokens": tokens}
 
 
 def _check_kafka(raw: Mapping[str, str]) -> None:
@@ -273,6 +350,31 @@ def _check_kafka(raw: Mapping[str, str]) -> None:
         raise bad("kafka_registrations_topic", f"{registrations!r} is not a Kafka topic name")
     if registrations in topics or registrations == dead_letters:
         raise bad("kafka_registrations_topic", f"{registrations!r} is also consumed or the dead-letter topic: give it a topic of its own")
+
+
+def _check_logging(raw: Mapping[str, str]) -> None:
+    """SystemExit with the flag named if a logging setting is not one of its choices."""
+    from estrom.logs import FORMATS, LEVELS
+    from estrom.web import ACCESS_LOG_MODES
+
+    for name, choices in (("log_level", LEVELS), ("log_format", FORMATS), ("access_log", ACCESS_LOG_MODES)):
+        if raw[name] not in choices:
+            option = next(o for o in OPTIONS if o.name == name)
+            raise SystemExit(f"estrom: {option.flag} / ${option.env} must be one of {', '.join(choices)}, not {raw[name]!r}")
+
+
+def _limits(raw: Mapping[str, str]) -> Dict[str, int]:
+    """The ``max_*`` limits' fields of ``Settings``; SystemExit naming the flag if one is not a whole number in its range."""
+    values: Dict[str, int] = {}
+    for name in Limits.__dataclass_fields__:
+        option = next(o for o in OPTIONS if o.name == name)
+        ceiling = {"max_depth": DEPTH_CEILING, "max_query_clauses": 1024}.get(name)
+        value = _int(raw, name)
+        if value < 1 or (ceiling is not None and value > ceiling):
+            within = f"between 1 and {ceiling}" if ceiling is not None else ">= 1"
+            raise SystemExit(f"estrom: {option.flag} / ${option.env} must be an integer {within}, not {raw[name]!r}")
+        values[name] = value
+    return values
 
 
 def _int(raw: Mapping[str, str], name: str) -> int:

@@ -16,10 +16,13 @@ ROLE_BEATER = "beater"
 ROLE_TAILOR = "tailor"
 ROLE_ANONYMOUS = "anonymous"
 SERVICE_ROLES = (ROLE_BEATER, ROLE_TAILOR)
+ROLE_INGEST = "ingest"
+"""Clients that authenticate with an ingest token as their WAMP ticket (authid ``ingest``): may call ``estrom.ingest``."""
 
 # Procedures registered by the Beater.
 PROC_REGISTER = "estrom.register"
-"""``estrom.register(index, query, default_operator="or")`` → registration dict."""
+"""``estrom.register(index, query, default_operator="or", persist=False)`` → registration dict; ``persist=True``
+exempts it from expiry (a registration without subscribers for ``--registration-grace-s`` is removed)."""
 PROC_LOOKUP = "estrom.lookup"
 """``estrom.lookup(subscription_id)`` → registration dict; ``estrom.error.unknown_subscription`` if absent."""
 PROC_REPLAY_PREFIX = "estrom.replay."
@@ -45,7 +48,7 @@ def beater_of_replay_procedure(uri: object) -> Optional[str]:
 PROC_HEALTH = "estrom.health"
 """``estrom.health()`` → ``{"percolator": name, "beater": id}`` (services only): a Tailor's probe that a Beater serves."""
 PROC_INGEST = "estrom.ingest"
-"""``estrom.ingest(index, docs)`` → ingest report (beater role and services only)."""
+"""``estrom.ingest(index, docs)`` → ingest report (services, and the ingest role)."""
 
 # Topics.  Each event carries one positional argument: a list of hits.
 TOPIC_PREFIX = "docs-for-"
@@ -61,6 +64,8 @@ META_SUBSCRIPTION_ON_CREATE = "wamp.subscription.on_create"
 META_SUBSCRIPTION_ON_DELETE = "wamp.subscription.on_delete"
 META_SUBSCRIPTION_LIST = "wamp.subscription.list"
 META_SUBSCRIPTION_GET = "wamp.subscription.get"
+META_SUBSCRIPTION_COUNT_SUBSCRIBERS = "wamp.subscription.count_subscribers"
+"""How many sessions a router subscription has (the Beater's admin API shows it per registration)."""
 # The registration meta API, which the Tailor follows to know every Beater's replay procedure.
 META_REGISTRATION_ON_CREATE = "wamp.registration.on_create"
 META_REGISTRATION_ON_DELETE = "wamp.registration.on_delete"
@@ -81,3 +86,13 @@ ERROR_TOO_MANY_TAILS = "estrom.error.too_many_tails"
 """HTTP 429: the Tailor's limit on open tails (per client address or in total) is reached."""
 ERROR_REQUEST_TOO_LARGE = "estrom.error.request_too_large"
 """HTTP 414/431: the request line or the headers are longer than the Tailor reads."""
+ERROR_LIMIT_EXCEEDED = "estrom.error.limit_exceeded"
+"""Over one of the Beater's configured limits (``beater/limits.py``); the body (WAMP: kwargs) names it as
+``limit`` (the setting) and ``value``.  HTTP 413 for a whole request or a query, or one document's entry in
+an ingest answer's ``errors``."""
+ERROR_TOO_MANY_REGISTRATIONS = "estrom.error.too_many_registrations"
+"""HTTP 429: registering one more query would pass ``max_registrations_per_index`` or ``max_registrations``."""
+ERROR_UNAUTHORIZED = "estrom.error.unauthorized"
+"""HTTP 401: the endpoint needs a token of a scope (named in the body) and none was presented."""
+ERROR_FORBIDDEN = "estrom.error.forbidden"
+"""HTTP 403: the token presented is not one of the scope's, or a CORS preflight came from an origin not allowed."""

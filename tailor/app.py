@@ -11,6 +11,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.web.server import Site
 
+from estrom import auth
 from estrom.settings import Settings
 from estrom.web import json_site
 from router import contract
@@ -68,5 +69,6 @@ def make_tailor(settings: Settings, reactor: Any = None) -> TailorApp:
     def session() -> Any:
         return holder.session
 
-    site = json_site(http.Root(hub, session, reactor, settings))
+    root = auth.Guard(http.Root(hub, session, reactor, settings), settings.tokens, auth.tailor_rule)
+    site = json_site(auth.Cors(root, settings.cors_allowed) if settings.cors_allowed else root, settings.access_log)
     return TailorApp(settings, site, component, holder, hub, reactor)

@@ -21,10 +21,12 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from estrom.logs import limit_hit
 from estrom.settings import Settings
 from estrom.web import NotFound, error_body, write_json
 from router import contract
 from tailor.limits import RETRY_AFTER_S, TailLimits
+from tailor.metrics import TailorMetrics
 from tailor.cursor import Cursor
 from tailor.params import BadRequest, TailRequest, parse_tail
 from tailor.stream import Delivered
@@ -39,6 +41,8 @@ _CLIENT_ERRORS = {
     contract.ERROR_INVALID_INDEX: 400,
     contract.ERROR_INVALID_ARGUMENT: 400,
     contract.ERROR_UNKNOWN_SUBSCRIPTION: 404,
+    contract.ERROR_LIMIT_EXCEEDED: 413,  # a query over max_query_chars or max_query_clauses
+    contract.ERROR_TOO_MANY_REGISTRATIONS: 429,
 }
 
 
@@ -69,12 +73,14 @@ class DocsResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, hub: SubscriptionHub, session: Callable[[], Any], clock: IReactorTime, settings: Settings) -> None:
+    def __init__(self, hub: SubscriptionHub, session: Callable[[], Any], clock: IReactorTime, settings: Settings,
+                 metrics: Optional[TailorMetrics] = None) -> None:
         super().__init__()
         self.hub = hub
         self.session = session
         self.clock = clock
         self.settings = settings
+        self.metrics = metrics if metrics is not None else TailorMetrics()
         self.limits = TailLimits(settings.max_tails, settings.max_tails_per_client)
         self.dropped = 0  # hits dropped for slow clients since start
 
@@ -98,6 +104,8 @@ class DocsResource(Resource):
         address = getattr(client, "host", None) or str(client)
         refusal = self.limits.refusal(address)
         if refusal is not None:
+            self.metrics.limit_refusals.labels(refusal.name).inc()
+            limit_hit(log, refusal.name, refusal.value, address)
             request.setHeader(b"retry-after", b"%d" % RETRY_AFTER_S)
             write_json(request, 429, error_body(contract.ERROR_TOO_MANY_TAILS, refusal.message, limit=refusal.name, value=refusal.value))
             return
@@ -116,9 +124,12 @@ class DocsResource(Resource):
             write_json(request, 503, error_body(contract.ERROR_UNAVAILABLE, "the router is not reachable; retry later", down=["router"]))
             return
         try:
-            registration = await session.call(wanted.procedure, *wanted.args)
+            # persist=true exempts the registration from expiry; the Beater checks the value (400 if not a boolean)
+            persist = request.args.get(b"persist") if wanted.procedure == contract.PROC_REGISTER else None
+            options = {"persist": persist[-1].decode("utf-8", "replace")} if persist else {}
+            registration = await session.call(wanted.procedure, *wanted.args, **options)
         except ApplicationError as e:
-            details = {k: v for k, v in (e.kwargs or {}).items() if k in ("part", "position", "message")}
+            details = {k: v for k, v in (e.kwargs or {}).items() if k in ("part", "position", "message", "limit", "value")}
             message = details.pop("message", None) or (e.args[0] if e.args else e.error)
             write_json(request, status_for(e.error), error_body(e.error, str(message), **details))
             return
@@ -133,8 +144,10 @@ class DocsResource(Resource):
         tail = Tail(request, wanted.format, self.clock, registration["id"], limit=wanted.limit, timeout=wanted.timeout,
                     heartbeat_s=s.heartbeat_s, max_bytes=s.tail_buffer_bytes, max_hits=s.tail_buffer_hits,
                     on_slow=wanted.on_slow, max_tail_s=s.max_tail_s,
-                    since=since if since is not None else Cursor(floor_ms=now_ms()), on_closed=self._closed)
+                    since=since if since is not None else Cursor(floor_ms=now_ms()), on_closed=self._closed,
+                    counters=self.metrics.for_format(wanted.format.name))
         if since is not None:
+            self.metrics.resumes.inc()
             tail.hold()  # subscribed before the replay is read: live hits wait, so nothing falls between
         try:
             await self.hub.acquire(tail.subscription_id, tail)
@@ -222,13 +235,31 @@ class HealthResource(Resource):
         })
 
 
-class Root(Resource):
-    """Routes ``/api/v0.1/docs`` and ``/api/v0.1/health``; everything else is a JSON 404."""
+class MetricsResource(Resource):
+    """``/metrics``: Prometheus' text exposition of the Tailor's counters."""
 
-    def __init__(self, hub: SubscriptionHub, session: Callable[[], Any], clock: IReactorTime, settings: Settings) -> None:
+    isLeaf = True
+
+    def __init__(self, metrics: TailorMetrics) -> None:
         super().__init__()
-        self.docs = DocsResource(hub, session, clock, settings)
+        self.metrics = metrics
+
+    def render_GET(self, request: Request) -> bytes:
+        """The current metrics."""
+        request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+        return self.metrics.exposition()
+
+
+class Root(Resource):
+    """Routes ``/api/v0.1/docs``, ``/api/v0.1/health`` and ``/metrics``; everything else is a JSON 404."""
+
+    def __init__(self, hub: SubscriptionHub, session: Callable[[], Any], clock: IReactorTime, settings: Settings,
+                 metrics: Optional[TailorMetrics] = None) -> None:
+        super().__init__()
+        self.docs = DocsResource(hub, session, clock, settings, metrics)
         self.health = HealthResource(hub, session, self.docs, clock)
+        self.metrics = MetricsResource(self.docs.metrics)
+        self.docs.metrics.watch(lambda: len(hub.subscribed_ids), lambda: session() is not None)
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         """Dispatch on the full path."""
@@ -237,4 +268,6 @@ class Root(Resource):
             return self.docs
         if segments == [b"api", b"v0.1", b"health"]:
             return self.health
+        if segments == [b"metrics"]:
+            return self.metrics
         return NotFound("no such endpoint; try /api/v0.1/docs?i=<index>&q=<query>")

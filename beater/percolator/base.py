@@ -8,7 +8,7 @@ the embedded one can move work to a thread when that pays.
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional, Protocol, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 from twisted.internet.defer import Deferred
 
@@ -35,8 +35,24 @@ class Percolator(Protocol):
     def lookup(self, subscription_id: str) -> "Deferred[Optional[Registration]]":
         """Fire the registration with this id, or None."""
 
+    def unregister(self, subscription_id: str) -> "Deferred[bool]":
+        """Stop matching and forget the registration; fire True if there was one (idempotent)."""
+
+    def update(self, registration: Registration) -> "Deferred[bool]":
+        """Rewrite the stored metadata (``persist``) of an existing registration; fire False if absent."""
+
+    def registrations(self) -> "Deferred[List[Dict[str, Any]]]":
+        """Fire the stored JSON (:meth:`Registration.to_json`) of every registration: the lifecycle
+        tracks them from the start, without compiling anything again."""
+
     def percolate(self, index: str, documents: Sequence[Document]) -> "Deferred[List[List[str]]]":
-        """Fire, for each document in order, the ids of the registrations of ``index`` it matches."""
+        """Fire, for each document in order, the ids of the registrations of ``index`` it matches.
+
+        Raise BackendUnavailable (or a ConnectionError) when the backend cannot answer now; anything else
+        it raises is taken as the fault of a document in the batch (the pipeline finds which)."""
+
+    def counts(self, index: str) -> "Deferred[Tuple[int, int]]":
+        """Fire ``(registrations of index, registrations in total)``: what the registration limits count."""
 
     def stop(self) -> "Deferred[None]":
         """Flush and release resources."""

@@ -49,8 +49,9 @@ query Elasticsearch refuses at registration is InvalidQuery with its reason.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, Set
+from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import treq
 from twisted.internet import task
@@ -58,7 +59,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 from twisted.web.client import HTTPConnectionPool
 
-from beater.errors import BackendUnavailable, EstromError, InvalidQuery
+from beater.errors import BackendUnavailable, DocumentRefused, EstromError, InvalidQuery
 from beater.mappings import IndexMapping, MappingError, field_kinds
 from beater.percolator.mapping import mapping_for_documents, merge_properties
 from beater.registration import Registration, make_registration
@@ -348,6 +349,7 @@ class ElasticsearchPercolator:
                 old = Registration.from_json(hit["_source"][REGISTRATION_FIELD])
                 try:
                     new = make_registration(old.index, old.source, old.default_operator, kinds)
+                    new = dataclasses.replace(new, persist=old.persist, created_at=old.created_at)
                     await self._register(new)
                 except EstromError as e:
                     log.warn("stored query {id} of {index} cannot be made under the new mapping, left as it was: {why}", id=old.id, index=index, why=e.message)
@@ -408,6 +410,58 @@ class ElasticsearchPercolator:
             return None
         return Registration.from_json(hits[0]["_source"][REGISTRATION_FIELD])
 
+    async def _stored_index(self, subscription_id: str) -> Optional[str]:
+        """The percolator index that holds this id, or None."""
+        body = {"query": {"ids": {"values": [subscription_id]}}, "_source": False, "size": 1}
+        answer = await self._request("POST", f"/{INDEX_PREFIX}*/_search?ignore_unavailable=true&allow_no_indices=true", body)
+        hits = answer["hits"]["hits"]
+        return str(hits[0]["_index"]) if hits else None
+
+    def unregister(self, subscription_id: str) -> "Deferred[bool]":
+        """Delete the stored query with this id (refreshed: the next percolation no longer matches it);
+        True if there was one.  Idempotent: several Beaters may delete the same id."""
+        return ensureDeferred(self._unregister(subscription_id))
+
+    async def _unregister(self, subscription_id: str) -> bool:
+        name = await self._stored_index(subscription_id)
+        if name is None:
+            return False
+        answer = await self._request("DELETE", f"/{name}/_doc/{subscription_id}?refresh=true", ok_missing=True)
+        return answer is not None and answer.get("result") == "deleted"
+
+    def update(self, registration: Registration) -> "Deferred[bool]":
+        """Rewrite the stored registration's metadata (``persist``), not its query; False if absent."""
+        return ensureDeferred(self._update(registration))
+
+    async def _update(self, registration: Registration) -> bool:
+        name = await self._stored_index(registration.id)
+        if name is None:
+            return False
+        body = {"doc": {REGISTRATION_FIELD: registration.to_json()}}
+        return await self._request("POST", f"/{name}/_update/{registration.id}?refresh=true", body, ok_missing=True) is not None
+
+    def registrations(self) -> "Deferred[List[Dict[str, Any]]]":
+        """The stored JSON of every registration in this cluster's percolator indexes (of any Beater)."""
+        return ensureDeferred(self._registrations())
+
+    async def _registrations(self) -> List[Dict[str, Any]]:
+        out: List[Dict[str, Any]] = []
+        async for hits in self._stored_pages(f"{INDEX_PREFIX}*", {"match_all": {}}):
+            out.extend(hit["_source"][REGISTRATION_FIELD] for hit in hits if REGISTRATION_FIELD in hit.get("_source", {}))
+        return out
+
+    def counts(self, index: str) -> "Deferred[Tuple[int, int]]":
+        """(stored queries of ``index``, stored queries of every index of this cluster), in one request."""
+        return ensureDeferred(self._counts(index))
+
+    async def _counts(self, index: str) -> Tuple[int, int]:
+        body = {"size": 0, "track_total_hits": True, "aggs": {"index": {"filter": {"term": {"_index": percolator_index(index)}}}}}
+        answer = await self._request("POST", f"/{INDEX_PREFIX}*/_search?ignore_unavailable=true&allow_no_indices=true", body)
+        total = answer["hits"]["total"]
+        total = total["value"] if isinstance(total, dict) else int(total)
+        per_index = (answer.get("aggregations") or {}).get("index", {}).get("doc_count", 0)
+        return int(per_index), int(total)
+
     def percolate(self, index: str, documents: Sequence[Mapping[str, Any]]) -> "Deferred[List[List[str]]]":
         """One percolate request for the batch; matches mapped back through the document slots."""
         return ensureDeferred(self._percolate(index, documents))
@@ -425,19 +479,9 @@ class ElasticsearchPercolator:
             if e.error_type == "index_not_found_exception":
                 self._ready_indexes.discard(index)
                 return [[] for _ in documents]  # no percolator index: no registrations
-            if len(documents) == 1:
-                log.error("percolating a document of {index} failed, it matches nothing: {reason}", index=index, reason=e.reason)
-                return [[]]
-        # Something in the batch was refused: percolate one by one so one document cannot sink the rest.
-        log.warn("percolating a batch of {n} documents of {index} failed; percolating them one by one", n=len(documents), index=index)
-        matches: List[List[str]] = []
-        for document in conformed:
-            try:
-                matches.extend(await self._percolate_request(index, [document]))
-            except ElasticsearchError as e:
-                log.error("percolating a document of {index} failed, it matches nothing: {reason}", index=index, reason=e.reason)
-                matches.append([])
-        return matches
+            # Refused, not unavailable (that was retried, then is BackendUnavailable): the pipeline halves the
+            # batch until the document at fault is alone and answers it as that document's error.
+            raise DocumentRefused(f"Elasticsearch refused the document: {e.reason}") from None
 
     async def _percolate_request(self, index: str, documents: List[Dict[str, Any]]) -> List[List[str]]:
         matches: List[List[str]] = [[] for _ in documents]

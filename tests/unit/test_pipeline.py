@@ -30,7 +30,7 @@ class WordPercolator:
 
 class BrokenPercolator(WordPercolator):
     def percolate(self, index: str, documents: Sequence[Mapping[str, Any]]) -> "Deferred[List[List[str]]]":
-        return fail(RuntimeError("backend down"))
+        return fail(BackendUnavailable("backend down"))
 
 
 def docs(*messages: str) -> List[Incoming]:
@@ -96,7 +96,7 @@ class PipelineTests(SynchronousTestCase):
         self.clock.advance(0.005)
         error = self.failureResultOf(d, NotAllDelivered).value
         self.assertEqual((error.delivered, error.accepted), (0, 1))
-        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)  # and the operator's log says so
+        self.assertEqual(len(self.flushLoggedErrors(BackendUnavailable)), 1)  # and the operator's log says so
 
     def test_metrics_count_documents_deliveries_and_publishes(self) -> None:
         """The Prometheus counters follow what each batch did."""

@@ -11,11 +11,12 @@ everything runs synchronously and the Deferreds have already fired.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
@@ -123,6 +124,7 @@ class EmbeddedPercolator:
         """
         assert self.store is not None
         new = make_registration(old.index, old.source, old.default_operator, field_kinds(self.mappings, old.index))
+        new = dataclasses.replace(new, persist=old.persist, created_at=old.created_at)
         self.store.add(new.id, new.index, new.to_json())
         self.store.remove(old.id)
         self.remapped[old.id] = new.id
@@ -154,6 +156,28 @@ class EmbeddedPercolator:
     def _lookup(self, subscription_id: str) -> Optional[Registration]:
         data = self._require_store().get(subscription_id)
         return None if data is None else Registration.from_json(data)
+
+    def unregister(self, subscription_id: str) -> "Deferred[bool]":
+        """Stop matching and forget the registration with this id; True if there was one."""
+        return self._call(self._unregister, subscription_id)
+
+    def _unregister(self, subscription_id: str) -> bool:
+        store = self._require_store()
+        matched = self.index.remove(subscription_id)  # under the index's lock: a batch in a thread sees it or not
+        stored = store.remove(subscription_id)
+        return matched or stored
+
+    def update(self, registration: Registration) -> "Deferred[bool]":
+        """Rewrite what is stored of an existing registration (its metadata: ``persist``); False if absent."""
+        return self._call(lambda: self._require_store().replace(registration.id, registration.to_json()))
+
+    def registrations(self) -> "Deferred[List[Dict[str, Any]]]":
+        """The stored JSON of every registration (also the ones this version cannot match), oldest first."""
+        return self._call(lambda: [data for _, _, data in self._require_store().registrations()])
+
+    def counts(self, index: str) -> "Deferred[Tuple[int, int]]":
+        """(registrations of ``index``, registrations in total) being matched."""
+        return self._call(self.index.counts, index)
 
     def percolate(self, index: str, documents: Sequence[Mapping[str, Any]]) -> "Deferred[List[List[str]]]":
         """For each document, the ids of the registrations of ``index`` it matches."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
@@ -17,6 +18,7 @@ from beater.query.ir import Node
 from beater.query.reads import fields_read
 
 ModelListener = Callable[[str, Dict[str, Any]], None]
+log = logging.getLogger(__name__)
 REWEIGHT_STEP = 500  # queries re-indexed after each document while statistics changed
 
 
@@ -188,6 +190,7 @@ class QueryIndex:
         self._index_of: Dict[str, str] = {}
         self._lock = threading.RLock()
         self.on_model_change = on_model_change
+        self._faulty: Set[Optional[str]] = set()  # ids of queries whose matcher raised (logged once each)
 
     def __len__(self) -> int:
         return len(self._index_of)
@@ -315,38 +318,73 @@ class QueryIndex:
                     wanted = state.wanted_keys
                     doc = analyse_document(document, model, scope)
                     dk = document_keys(doc, scope is None, wanted)
-                issuperset = dk.issuperset
-                isdisjoint = dk.isdisjoint
-                ids = state.ids
-                forms = state.forms
-                if presearcher.core is not None:
-                    numbers: List[int] = []
-                    found: Iterable[int] = presearcher.native_candidates(dk, doc)
-                else:
-                    exact, found = presearcher.split_candidates(dk, doc)
-                    numbers = list(exact)
-                append = numbers.append
-                for number in found:
-                    form = forms[number]
-                    t = type(form)
-                    if t is tuple:
-                        if issuperset(form[0]) and isdisjoint(form[1]):
-                            for any_of in form[2]:
-                                if any_of.isdisjoint(dk):
-                                    break
-                            else:
-                                append(number)
-                    elif t is BoolForm:
-                        if form.check(dk, doc):
-                            append(number)
-                    elif verify(form, dk, doc):
-                        append(number)
-                if presearcher.core is not None:
-                    results.append(presearcher.native_answer(numbers, ids))
-                else:  # numbers, not ids, are sorted: ints compare faster
-                    numbers.sort()
-                    results.append([ids[number] for number in numbers])
+                try:
+                    results.append(self._verified(state, dk, doc))
+                except Exception:  # a query's matcher raised on this document: verify again, one query at a time
+                    results.append(self._verified_one_by_one(index, state, dk, doc))
         return results
+
+    def _verified(self, state: _IndexState, dk: FrozenSet[str], doc: Any) -> List[str]:
+        """The ids of the queries of ``state`` the analysed document matches, in registration order (the hot path)."""
+        presearcher = state.presearcher
+        ids = state.ids
+        issuperset = dk.issuperset
+        isdisjoint = dk.isdisjoint
+        forms = state.forms
+        if presearcher.core is not None:
+            numbers: List[int] = []
+            found: Iterable[int] = presearcher.native_candidates(dk, doc)
+        else:
+            exact, found = presearcher.split_candidates(dk, doc)
+            numbers = list(exact)
+        append = numbers.append
+        for number in found:
+            form = forms[number]
+            t = type(form)
+            if t is tuple:
+                if issuperset(form[0]) and isdisjoint(form[1]):
+                    for any_of in form[2]:
+                        if any_of.isdisjoint(dk):
+                            break
+                    else:
+                        append(number)
+            elif t is BoolForm:
+                if form.check(dk, doc):
+                    append(number)
+            elif verify(form, dk, doc):
+                append(number)
+        if presearcher.core is not None:
+            return presearcher.native_answer(numbers, ids)
+        numbers.sort()  # numbers, not ids: ints compare faster
+        return [ids[number] for number in numbers]
+
+    def _verified_one_by_one(self, index: str, state: _IndexState, dk: FrozenSet[str], doc: Any) -> List[str]:
+        """As :meth:`_verified`, without the native core and each candidate verified on its own: a query whose
+        matcher raises is skipped for this document (and logged once), the others still match it."""
+        exact, found = state.presearcher.split_candidates(dk, doc)
+        numbers = set(exact)
+        for number in found:
+            if number in numbers:
+                continue
+            form = state.forms[number]
+            try:
+                matched = verify(form, dk, doc)
+            except Exception as e:
+                subscription_id = state.ids[number]
+                if subscription_id not in self._faulty:
+                    self._faulty.add(subscription_id)
+                    log.warning("query %s of index %s raised while matching a document (%r); it is skipped for "
+                                "the documents it raises on", subscription_id, index, e)
+                continue
+            if matched:
+                numbers.add(number)
+        return [state.ids[number] for number in sorted(numbers) if state.ids[number] is not None]
+
+    def counts(self, index: str) -> Tuple[int, int]:
+        """(queries of ``index``, queries in total)."""
+        with self._lock:
+            state = self._states.get(index)
+            return (0 if state is None else len(state.queries)), len(self._index_of)
 
     def stats(self) -> Dict[str, Any]:
         """Sizes, for metrics and tests."""
