@@ -14,7 +14,8 @@ from json.decoder import WHITESPACE
 from typing import Any, Dict, List, Optional, Tuple
 
 from beater.errors import LimitExceeded
-from beater.limits import DEFAULT, Limits, Violation, check_document, line_too_long, loads, too_deep, too_large, value_end
+from beater.limits import (DEFAULT, Limits, Violation, check_document, line_too_long, loads, lone_surrogate, too_deep, too_large,
+                           value_end)
 from router import contract
 
 ENVELOPE_KEYS = frozenset({"_index", "_id", "_source"})
@@ -81,6 +82,11 @@ class ParsedBody:
         if violation is not None:
             self.errors.append(ItemError.over(violation, **position))
             return
+        if text is not None:
+            unwritable = lone_surrogate(document.source, text, start, end)
+            if unwritable is not None:
+                self.errors.append(ItemError(unwritable, **position))
+                return
         self.documents.append(document)
         self.positions.append(position)
 
@@ -101,7 +107,9 @@ def parse_body(body: bytes, index: str, limits: Limits = DEFAULT) -> ParsedBody:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        return ParsedBody(errors=[ItemError(f"body is not UTF-8: {e.reason} at byte {e.start}")])
+        if body.lstrip().startswith(b"[") or b"\n" not in body.strip():
+            return ParsedBody(errors=[ItemError(f"body is not UTF-8: {e.reason} at byte {e.start}")])
+        return _parse_ndjson_lines_of_bytes(body, index, limits)  # the bad lines cost only themselves
     stripped = text.strip()
     if not stripped:
         return ParsedBody(errors=[ItemError("empty body: send a JSON object, a JSON array or NDJSON")])
@@ -126,7 +134,7 @@ def _parse_multiline_object(text: str, index: str, limits: Limits, is_ascii: boo
     """The body as one (pretty-printed) object, or None if it holds more than one value (NDJSON)."""
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
+    except ValueError:  # not one JSON value, or a number Python will not convert: read line by line
         return None
     except RecursionError:
         end = value_end(text, 0)
@@ -154,6 +162,11 @@ def _parse_array(text: str, index: str, limits: Limits, is_ascii: bool) -> Optio
             value, end = _DECODER.raw_decode(text, pos)
         except json.JSONDecodeError:
             return None
+        except ValueError as e:  # well-formed, but a number of more digits than Python converts
+            end = value_end(text, pos) if text.startswith(("{", "["), pos) else None
+            if end is None:
+                return None
+            parsed.errors.append(ItemError(invalid_json(e), item=item))
         except RecursionError:
             end = value_end(text, pos) if text.startswith(("{", "["), pos) else None
             if end is None:
@@ -193,11 +206,35 @@ def _parse_ndjson(text: str, index: str, limits: Limits, is_ascii: bool, single:
         except json.JSONDecodeError as e:
             parsed.errors.append(ItemError(f"invalid JSON: {e.msg} at column {e.colno}", line=number))
             continue
+        except ValueError as e:  # a number of more digits than Python converts (4,300)
+            parsed.errors.append(ItemError(invalid_json(e), line=number))
+            continue
         if violation is not None:
             parsed.errors.append(ItemError.over(violation, line=number))
             continue
         parsed.add(value, index, limits, {"line": number}, None, line)
     return parsed
+
+
+def _parse_ndjson_lines_of_bytes(body: bytes, index: str, limits: Limits) -> ParsedBody:
+    """NDJSON whose body is not all UTF-8: each line that is not is that line's error, the others are read."""
+    texts: List[str] = []
+    errors: List[ItemError] = []
+    for number, raw in enumerate(body.split(b"\n"), start=1):
+        try:
+            texts.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            texts.append("")  # keeps the line numbers of the lines after it
+            errors.append(ItemError(f"the line is not UTF-8: {e.reason} at byte {e.start} of the line", line=number))
+    parsed = _parse_ndjson("\n".join(texts), index, limits, is_ascii=False)
+    parsed.errors = sorted(parsed.errors + errors, key=lambda error: error.line or 0)
+    return parsed
+
+
+def invalid_json(error: ValueError) -> str:
+    """The message for JSON that ``json`` refuses although it is well-formed (a number of over 4,300 digits)."""
+    # Python's own message ends with advice for programmers ("use sys.set_int_max_str_digits()").
+    return "invalid JSON: " + str(error).split(";", 1)[0]
 
 
 def _too_many(limits: Limits) -> LimitExceeded:

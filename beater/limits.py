@@ -157,6 +157,25 @@ def check_document(source: Any, limits: Limits = DEFAULT, size: Optional[int] = 
 _NEEDLES: Tuple[Tuple[Any, Any, Any], Tuple[Any, Any, Any]] = (("{", "[", ":"), (b"{", b"[", b":"))
 
 
+def lone_surrogate(source: Any, text: Union[str, bytes], start: int = 0, end: Optional[int] = None) -> Optional[str]:
+    """Why ``source`` (parsed from ``text[start:end]``) cannot be delivered, if it holds a lone UTF-16
+    surrogate (``"\\ud800"``: valid JSON, but no UTF-8 writer, WAMP serializer or tail can carry it); else None.
+
+    Only a ``\\uD800``-``\\uDFFF`` escape in the text can produce one (a pair becomes one character), so the
+    document is encoded only when the text has such an escape: one ``find`` per case otherwise."""
+    stop = len(text) if end is None else end
+    needles = (b"\\ud", b"\\uD") if isinstance(text, bytes) else ("\\ud", "\\uD")
+    if all(text.find(needle, start, stop) == -1 for needle in needles):  # type: ignore[arg-type]
+        return None
+    try:
+        json.dumps(source, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"a string holds a lone UTF-16 surrogate (U+{ord(e.object[e.start]):04X}), which UTF-8 cannot carry"
+    except ValueError:
+        return None  # not this check's business (a number too long to write is refused elsewhere)
+    return None
+
+
 def encoded_size(source: Any) -> int:
     """Bytes of ``source`` as compact UTF-8 JSON (what a hit carries); TypeError or ValueError if it is not
     JSON (bytes from a binary WAMP serializer, NaN).  Check its depth first: encoding recurses."""

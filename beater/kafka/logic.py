@@ -16,7 +16,7 @@ from typing import Any, Dict, Hashable, Iterable, List, Mapping, Optional, Set, 
 
 from beater.ingest import Incoming, unwrap
 from beater.limits import DEFAULT as DEFAULT_LIMITS
-from beater.limits import Limits, check_document, loads
+from beater.limits import Limits, check_document, loads, lone_surrogate
 
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 RECONNECT_BACKOFF_MAX_MS = 1000
@@ -122,6 +122,9 @@ def classify(value: Optional[bytes], index: str, origin: Dict[str, Any], max_byt
     violation = check_document(document.source, limits, len(value), value)
     if violation is not None:
         return None, Poison(violation.reason, violation.message)
+    unwritable = lone_surrogate(document.source, value)
+    if unwritable is not None:
+        return None, Poison("invalid_document", unwritable)
     # Built directly (copy any field Incoming gains): dataclasses.replace costs 2.4 us a record, a
     # fifth of this whole function.
     return Incoming(source=document.source, id=document.id, kafka=origin), None

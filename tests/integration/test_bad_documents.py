@@ -92,6 +92,18 @@ def test_a_document_over_max_document_bytes_is_its_error_and_its_neighbours_go_o
     assert tail_titles(tail, 2) == ["small", "small"]
 
 
+def test_a_lone_surrogate_huge_number_or_bad_utf8_line_fails_alone_and_the_good_ones_reach_the_tail(limited: Estrom) -> None:
+    """Found by the fuzz run: each used to fail its batch (503) or the whole body (400)."""
+    index = index_name()
+    tail = open_tail(limited, i=index, q="*")
+    body = (b'{"t": "good1"}\n{"t": "lone", "a": "\\ud800"}\n{"n": ' + b"9" * 5000 + b'}\n'
+            b'{"t": "\xff"}\n{"t": "good2"}\n')
+    status, answer = post(limited, index, body)
+    assert (status, answer["accepted"], answer["rejected"]) == (200, 2, 3), answer
+    assert [e["line"] for e in answer["errors"]] == [2, 3, 4]
+    assert tail_titles(tail, 2) == ["good1", "good2"]
+
+
 def test_a_single_document_over_max_document_bytes_is_400_naming_the_limit(limited: Estrom) -> None:
     status, answer = limited.post(index_name(), json.dumps({"blob": "x" * 2_000_000}))
     assert status == 400

@@ -155,3 +155,38 @@ def test_kafka_can_check_a_record_from_its_bytes() -> None:
     over = check_document(json.loads(many), Limits(), len(many), many)
     assert over is not None and over.reason == "too_many_fields"
     assert check_document({"ok": 1}, Limits(), 9, b'{"ok": 1}') is None
+
+
+# --- found by the fuzz run ----------------------------------------------------------------------
+
+def test_a_number_of_more_digits_than_python_converts_is_that_lines_error() -> None:
+    """json refuses integers over 4,300 digits with a ValueError; the good neighbours still go."""
+    body = b'{"good": 1}\n{"n": ' + b"9" * 5000 + b'}\n{"good": 2}\n'
+    parsed = parse_body(body, "i")
+    assert [d.source for d in parsed.documents] == [{"good": 1}, {"good": 2}]
+    [error] = parsed.errors
+    assert error.line == 2 and "digits" in error.message and "sys." not in error.message
+
+
+def test_a_huge_number_in_an_array_is_that_items_error() -> None:
+    """Item by item, as for a document too deep."""
+    body = b'[{"good": 1}, {"n": ' + b"9" * 5000 + b'}, {"good": 2}]'
+    parsed = parse_body(body, "i")
+    assert [d.source for d in parsed.documents] == [{"good": 1}, {"good": 2}]
+    assert [e.item for e in parsed.errors] == [1]
+
+
+def test_a_lone_surrogate_is_that_documents_error() -> None:
+    """"\\ud800" is valid JSON that no UTF-8 writer can carry: refused at ingest, not at publish."""
+    parsed = parse_body(b'{"good": 1}\n{"a": "\\ud800"}\n{"pair": "\\ud83d\\ude00"}\n', "i")
+    assert [d.source for d in parsed.documents] == [{"good": 1}, {"pair": "\U0001F600"}]
+    [error] = parsed.errors
+    assert error.line == 2 and "surrogate" in error.message
+
+
+def test_a_line_that_is_not_utf8_costs_only_itself() -> None:
+    """NDJSON is read line by line also when one line holds an invalid byte."""
+    parsed = parse_body(b'{"good": 4}\n{"a": "\xff"}\n{"good": 5}\n', "i")
+    assert [d.source for d in parsed.documents] == [{"good": 4}, {"good": 5}]
+    [error] = parsed.errors
+    assert error.line == 2 and "UTF-8" in error.message

@@ -98,11 +98,22 @@ def test_a_json_object_becomes_a_document_carrying_its_position() -> None:
     (b'"text"', "invalid_document"),
     (b'{"_index": "other", "_source": {}}', "invalid_document"),
     (b'{"m": "' + b"x" * 100 + b'"}', "too_large"),
+    (b'{"a": "\\ud800"}', "invalid_document"),  # a lone surrogate: no UTF-8 writer carries it
 ])
 def test_poison_records_are_classified(value: bytes, reason: str) -> None:
     document, poison = classify(value, "events", ORIGIN, 64)
     assert document is None and poison is not None
     assert poison.reason == reason and poison.message
+
+
+@pytest.mark.parametrize("value, reason", [
+    (b'{"a": ' + b"[" * 200 + b"]" * 200 + b"}", "too_deep"),  # the document limits of HTTP ingest
+    (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "too_deep"),  # past Python's recursion limit
+    (b'{"n": ' + b"9" * 5000 + b"}", "not_json"),  # more digits than Python converts
+])
+def test_records_over_the_document_limits_are_poison(value: bytes, reason: str) -> None:
+    document, poison = classify(value, "events", ORIGIN, 1 << 20)
+    assert document is None and poison is not None and poison.reason == reason
 
 
 # --- offsets --------------------------------------------------------------------------------------------
