@@ -16,7 +16,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from beater.errors import EstromError
 from beater.ingest import parse_body
 from beater.service import Beater
-from estrom.web import NotFound, error_body, write_json
+from estrom.web import NotFound, error_body, internal_error, write_json
 from router import contract
 
 log = Logger()
@@ -26,6 +26,8 @@ class BeatResource(Resource):
     """``/api/v0.1/beat/<index>``: ingest documents into ``index``."""
 
     isLeaf = True
+    method_hint = "use POST with a JSON object, a JSON array or NDJSON"
+    """The message of the JSON 405 (``estrom.web``) that any other method gets."""
 
     def __init__(self, beater: Beater, router_ready: Callable[[], bool]) -> None:
         super().__init__()
@@ -37,7 +39,12 @@ class BeatResource(Resource):
         if len(request.postpath) != 1 or not request.postpath[0]:
             write_json(request, 404, error_body(contract.ERROR_INVALID_INDEX, "POST to /api/v0.1/beat/<index>"))
             return NOT_DONE_YET
-        index = request.postpath[0].decode("utf-8", "replace")
+        try:
+            index = request.postpath[0].decode("utf-8")
+        except UnicodeDecodeError:
+            write_json(request, 400, error_body(contract.ERROR_INVALID_INDEX, "the index is not valid UTF-8 once percent-decoded",
+                                                part=request.postpath[0].decode("utf-8", "replace")))
+            return NOT_DONE_YET
         if not self.router_ready():
             write_json(request, 503, error_body(contract.ERROR_UNAVAILABLE, "the router is not reachable; nothing was ingested, retry later"))
             return NOT_DONE_YET
@@ -52,6 +59,12 @@ class BeatResource(Resource):
 
     async def _ingest(self, request: Request, index: str, body: bytes) -> None:
         try:
+            await self._ingest_and_answer(request, index, body)
+        except Exception:
+            internal_error(request, f"ingest into {index}")
+
+    async def _ingest_and_answer(self, request: Request, index: str, body: bytes) -> None:
+        try:
             parsed = parse_body(body, index, self.beater.limits)
             report = await self.beater.ingest(index, parsed)
         except EstromError as e:
@@ -63,11 +76,6 @@ class BeatResource(Resource):
             return
         status = 400 if report["errors"] and not report["accepted"] else 200
         write_json(request, status, report)
-
-    def render_GET(self, request: Request) -> Any:
-        """Ingest is POST only."""
-        write_json(request, 405, error_body(contract.ERROR_INVALID_ARGUMENT, "use POST with a JSON object, a JSON array or NDJSON"))
-        return NOT_DONE_YET
 
 
 class HealthResource(Resource):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Dict, FrozenSet, Optional
+from typing import Any, Dict, FrozenSet, Optional, Sequence
 
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.reflect import prefixedMethodNames
+from twisted.web.error import UnsupportedMethod
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -29,6 +32,97 @@ def write_json(request: Request, status: int, body: Dict[str, Any]) -> None:
     request.setHeader(b"content-type", b"application/json")
     request.write(json.dumps(body).encode() + b"\n")
     request.finish()
+
+
+class BadHeader(ValueError):
+    """A request header the API reads is not valid UTF-8; ``part`` names the header."""
+
+    def __init__(self, part: str) -> None:
+        super().__init__(f"the {part} header is not valid UTF-8")
+        self.message = str(self)
+        self.part = part
+
+
+def header_text(request: Request, name: str) -> Optional[str]:
+    """The last ``name`` header of ``request`` as text (None if absent); :class:`BadHeader` if it is not UTF-8.
+
+    Twisted's ``getHeader`` with a ``str`` name decodes for itself and raises ``UnicodeDecodeError``
+    out of whatever handler asked: the raw bytes are read and decoded here so that the caller can answer 400.
+    """
+    values = request.requestHeaders.getRawHeaders(name.lower().encode("ascii"))
+    if not values:
+        return None
+    try:
+        return values[-1].decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadHeader(name) from None
+
+
+log = Logger()
+
+
+def internal_error(request: Request, what: str) -> None:
+    """From an ``except`` block: log the exception once and end ``request`` rather than leave it hanging.
+
+    A JSON 500 if nothing was written yet; otherwise (a stream already under way) the connection is
+    closed, since no status can be sent any more and a finished-looking answer would hide the loss.
+    """
+    log.failure("{what} failed unexpectedly", what=what)
+    if request.finished or request._disconnected:  # type: ignore[attr-defined]
+        return
+    if request.startedWriting:
+        request.loseConnection()
+        return
+    write_json(request, 500, error_body(contract.ERROR_UNAVAILABLE, f"{what} failed unexpectedly (logged); retry, "
+                                                                   "and report it if it lasts"))
+
+
+def refuse_method(request: Request, allowed: Sequence[bytes], hint: Optional[str] = None) -> bytes:
+    """Set up a 405 for ``request`` (status, ``Allow``, content type) and return its JSON body.
+
+    ``allowed`` are the methods the endpoint serves.  HEAD goes with GET and only with it (Twisted's
+    ``Resource`` lists HEAD everywhere, but answers it from GET).
+    """
+    methods = sorted({m for m in allowed if m != b"HEAD"} | ({b"HEAD"} if b"GET" in allowed else set()))
+    names = [m.decode("latin-1") for m in methods]
+    method = request.method.decode("latin-1")
+    message = hint or f"{method} is not served here; use {' or '.join(names)}"
+    if method not in names and method.upper() in names:
+        message += " (methods are case-sensitive)"
+    request.setResponseCode(405)
+    request.setHeader(b"allow", b", ".join(methods))
+    request.setHeader(b"content-type", b"application/json")
+    return json.dumps(error_body(contract.ERROR_METHOD_NOT_ALLOWED, message, part="method", method=method,
+                                 allowed=names)).encode() + b"\n"
+
+
+def _served_methods(resource: Resource) -> Sequence[bytes]:
+    listed = getattr(resource, "allowedMethods", None)
+    return listed if listed is not None else [name.encode("ascii") for name in prefixedMethodNames(type(resource), "render_")]
+
+
+class _MethodsInJson(Resource):
+    """Renders ``inner``, answering a method it does not serve with a JSON 405 instead of Twisted's HTML page.
+
+    An endpoint may say how to use it right with a ``method_hint`` attribute (the 405's message).
+    """
+
+    isLeaf = True
+
+    def __init__(self, inner: Resource) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def render(self, request: Request) -> Any:
+        if request.method == b"HEAD" and type(self.inner).render is Resource.render and not hasattr(self.inner, "render_GET"):
+            # Resource.render_HEAD would call the missing render_GET: an AttributeError, a 500
+            return refuse_method(request, _served_methods(self.inner), getattr(self.inner, "method_hint", None))
+        try:
+            return self.inner.render(request)
+        except UnsupportedMethod as e:
+            if request.method == b"HEAD" and b"GET" in e.allowedMethods:
+                raise  # Twisted's own render answers HEAD from GET without a body
+            return refuse_method(request, e.allowedMethods, getattr(self.inner, "method_hint", None))
 
 
 class NotFound(Resource):
@@ -97,8 +191,37 @@ class TimedRequest(Request):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Neither API reads form bodies, and Twisted parsing the Content-Type of a POST for them raises
+        # on some bytes (ValueError, IndexError) out of the channel, which then drops the connection unanswered.
+        kwargs.setdefault("parsePOSTFormSubmission", False)
         super().__init__(*args, **kwargs)
         self.started_at = time.monotonic()
+
+    def process(self) -> None:
+        """Serve the request; ``<method> *`` (other than OPTIONS) gets a JSON 405 instead of an empty one."""
+        if self.path == b"*" and self.method != b"OPTIONS":
+            self.site = self.channel.site
+            body = refuse_method(self, [b"OPTIONS"], "only OPTIONS applies to the server as a whole (*)")
+            self.setHeader(b"content-length", b"%d" % len(body))
+            self.write(body)
+            self.finish()
+            return
+        super().process()
+
+    def render(self, resrc: Resource) -> None:
+        """Render ``resrc``; a method it does not serve gets a JSON 405 with ``Allow``, not Twisted's HTML 405/501."""
+        super().render(_MethodsInJson(resrc))
+
+    def processingFailed(self, reason: Failure) -> Failure:
+        """A resource raised while rendering: log it once and answer a JSON 500, never Twisted's HTML page."""
+        log.failure("{method} {uri} failed", failure=reason, method=self.method.decode("latin-1"),
+                    uri=self.uri.decode("utf-8", "replace"))
+        if not (self.finished or self._disconnected):
+            if self.startedWriting:
+                self.loseConnection()
+            else:
+                write_json(self, 500, error_body(contract.ERROR_UNAVAILABLE, "the request failed unexpectedly (logged)"))
+        return reason
 
     def connectionLost(self, reason: Any) -> None:
         """Log the request (``left``: the client went away before the answer was complete)."""

@@ -96,3 +96,6 @@ ERROR_UNAUTHORIZED = "estrom.error.unauthorized"
 """HTTP 401: the endpoint needs a token of a scope (named in the body) and none was presented."""
 ERROR_FORBIDDEN = "estrom.error.forbidden"
 """HTTP 403: the token presented is not one of the scope's, or a CORS preflight came from an origin not allowed."""
+ERROR_METHOD_NOT_ALLOWED = "estrom.error.method_not_allowed"
+"""HTTP 405: the endpoint does not serve the request's method; the ``Allow`` header and the body's ``allowed`` list
+the ones it does."""

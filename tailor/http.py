@@ -23,7 +23,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from estrom.logs import limit_hit
 from estrom.settings import Settings
-from estrom.web import NotFound, error_body, write_json
+from estrom.web import BadHeader, NotFound, error_body, header_text, internal_error, write_json
 from router import contract
 from tailor.limits import RETRY_AFTER_S, TailLimits
 from tailor.metrics import TailorMetrics
@@ -56,11 +56,23 @@ def status_for(error_uri: str) -> int:
 
 
 def _headers(request: Request) -> Dict[str, Optional[str]]:
-    return {name: (request.getHeader(name) or None) for name in ("accept", "last-event-id")}
+    try:
+        return {name.lower(): (header_text(request, name) or None) for name in ("Accept", "Last-Event-ID")}
+    except BadHeader as e:
+        raise BadRequest(e.message, part=e.part) from None
+
+
+def _text(value: bytes, name: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        # A replacement character would quietly change a query, an index or a cursor: refuse instead.
+        raise BadRequest("a query argument is not valid UTF-8 once percent-decoded",
+                         part=name.decode("utf-8", "replace")) from None
 
 
 def _args(request: Request) -> Dict[str, List[str]]:
-    return {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs] for k, vs in request.args.items()}
+    return {_text(k, k): [_text(v, k) for v in vs] for k, vs in request.args.items()}
 
 
 def tail_parameters(request: Request) -> TailRequest:
@@ -95,6 +107,12 @@ class DocsResource(Resource):
         return NOT_DONE_YET
 
     async def _serve(self, request: Request) -> None:
+        try:
+            await self._serve_tail(request)
+        except Exception:
+            internal_error(request, "serving a tail")
+
+    async def _serve_tail(self, request: Request) -> None:
         try:
             wanted = tail_parameters(request)
         except BadRequest as e:
