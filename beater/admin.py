@@ -34,7 +34,7 @@ from beater.lifecycle import Lifecycle
 from beater.listeners import Listeners
 from beater.service import Beater
 from estrom import auth
-from estrom.web import error_body, write_json
+from estrom.web import error_body, refuse_method, write_json
 from router import contract
 
 log = Logger()
@@ -90,8 +90,10 @@ class AdminResource(Resource):
             work = self._one(path[1]) if method == b"GET" else self.beater.delete(path[1])
             ensureDeferred(self._answer(request, work))
         elif path[:1] == ["registrations"] and len(path) <= 2:
-            write_json(request, 405, error_body(contract.ERROR_INVALID_ARGUMENT, "use GET on /registrations, GET or DELETE on /registrations/<id>",
-                                                part=method.decode("latin-1")))
+            allowed_methods = [b"GET"] if len(path) == 1 else [b"GET", b"DELETE"]
+            body = refuse_method(request, allowed_methods, "use GET on /registrations, GET or DELETE on /registrations/<id>")
+            request.write(body)
+            request.finish()
         else:
             write_json(request, 404, error_body("estrom.error.not_found", "admin endpoints: /api/v0.1/admin/registrations[/<id>]",
                                                 part=request.uri.decode("utf-8", "replace")))
