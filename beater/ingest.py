@@ -107,7 +107,7 @@ def parse_body(body: bytes, index: str, limits: Limits = DEFAULT) -> ParsedBody:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        if body.lstrip().startswith(b"[") or b"\n" not in body.strip():
+        if b"\n" not in body.strip() or _one_array(body):
             return ParsedBody(errors=[ItemError(f"body is not UTF-8: {e.reason} at byte {e.start}")])
         return _parse_ndjson_lines_of_bytes(body, index, limits)  # the bad lines cost only themselves
     stripped = text.strip()
@@ -214,6 +214,19 @@ def _parse_ndjson(text: str, index: str, limits: Limits, is_ascii: bool, single:
             continue
         parsed.add(value, index, limits, {"line": number}, None, line)
     return parsed
+
+
+def _one_array(body: bytes) -> bool:
+    """Whether a body that opens with ``[`` is one (pretty-printed) array rather than NDJSON whose first line
+    is an array: only then is its first line not a whole JSON value by itself."""
+    first = body.lstrip().split(b"\n", 1)[0]
+    if not first.startswith(b"["):
+        return False
+    try:
+        json.loads(first)
+    except (ValueError, RecursionError):
+        return True
+    return False
 
 
 def _parse_ndjson_lines_of_bytes(body: bytes, index: str, limits: Limits) -> ParsedBody:

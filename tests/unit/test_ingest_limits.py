@@ -190,3 +190,16 @@ def test_a_line_that_is_not_utf8_costs_only_itself() -> None:
     assert [d.source for d in parsed.documents] == [{"good": 4}, {"good": 5}]
     [error] = parsed.errors
     assert error.line == 2 and "UTF-8" in error.message
+
+
+def test_ndjson_whose_first_line_is_an_array_is_still_read_line_by_line_around_a_bad_byte() -> None:
+    """``[]`` on a line of its own is an NDJSON item (refused: not an object), not the start of an array."""
+    parsed = parse_body(b'[]\n{"a": "\xff"}\n{"good": 1}\n', "i")
+    assert [d.source for d in parsed.documents] == [{"good": 1}]
+    assert [e.line for e in parsed.errors] == [1, 2]
+
+
+def test_a_pretty_printed_array_with_a_bad_byte_is_refused_whole() -> None:
+    """Its lines are no documents by themselves: none of them may slip through."""
+    parsed = parse_body(b'[\n  {"a": "\xff"},\n  {"good": 1}\n]\n', "i")
+    assert parsed.documents == [] and len(parsed.errors) == 1 and "not UTF-8" in parsed.errors[0].message
