@@ -16,6 +16,7 @@ from beater.errors import InvalidIndex, InvalidQuery, QueryTooLarge
 from beater.query import ir
 from beater.query.ir import Node
 from beater.query.kinds import DYNAMIC, FieldKinds
+from beater.query.readable import to_lucene
 from router import contract
 
 QuerySource = Union[str, Mapping[str, Any]]
@@ -49,6 +50,15 @@ class Registration:
         """The canonical form as compact JSON: what the id hashes, shown to users."""
         return q.canonical_json(self.canonical)
 
+    @property
+    def readable(self) -> str:
+        """The canonical form as a Lucene-style string (``+bar +foo``), shown next to the JSON tree.
+
+        Exact Lucene syntax for the same id wherever the tree has a Lucene form, else a readable
+        approximation (``beater/query/readable.py``); the text does not depend on the field kinds.
+        """
+        return to_lucene(self.canonical, verify=False).text
+
     def to_json(self) -> Dict[str, Any]:
         """The registration as answered by ``estrom.register`` and stored on disk."""
         return {
@@ -58,6 +68,7 @@ class Registration:
             "query": self.source,
             "default_operator": self.default_operator,
             "canonical": json.loads(self.canonical_text),
+            "readable": self.readable,
             **({"mapping": self.mapping} if self.mapping else {}),
             "persist": self.persist,
             **({"created_at": self.created_at} if self.created_at else {}),

@@ -18,6 +18,7 @@ objects: no hit has an ``_estrom`` key, so none is ever mistaken for one.
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any, Dict, Iterable, NamedTuple, Optional, Sequence
 
@@ -69,10 +70,26 @@ class Format:
     content_type = b"application/json; charset=utf-8"
     wants_ids = False
     """Whether :meth:`hits` writes event ids (the tail computes them only then)."""
+    readable: Optional[str] = None
+    """The query as a Lucene-style string (``+bar +foo``) the header shows, if the format has room for it."""
 
-    def header(self, subscription_id: str) -> bytes:
-        """The bytes sent right after the 200."""
+    def for_query(self, readable: Optional[str]) -> "Format":
+        """This format with ``readable`` (the registration answer's) as the default of :meth:`header`."""
+        bound = copy.copy(self)
+        bound.readable = readable
+        return bound
+
+    def header(self, subscription_id: str, readable: Optional[str] = None) -> bytes:
+        """The bytes sent right after the 200 (the JSON prefix is pinned: it never shows ``readable``)."""
         return header(subscription_id)
+
+    def opening_record(self, subscription_id: str, readable: Optional[str]) -> bytes:
+        """The Tailor record naming the subscription (and the query as read, when known)."""
+        shown = readable if readable is not None else self.readable
+        details: Dict[str, Any] = {"subscription_id": subscription_id}
+        if shown is not None:
+            details["readable"] = shown
+        return encode_control(control(**details))
 
     def hits(self, hits: Sequence[Delivered], first: bool, ids: Sequence[bytes] = ()) -> bytes:
         """The hits of one write; ``first`` says whether nothing was written since the header; ``ids``
@@ -99,9 +116,9 @@ class NdjsonFormat(Format):
     name = "ndjson"
     content_type = b"application/x-ndjson"
 
-    def header(self, subscription_id: str) -> bytes:
-        """A first line ``{"_estrom": {"subscription_id": ...}}``."""
-        return encode_control(control(subscription_id=subscription_id)) + b"\n"
+    def header(self, subscription_id: str, readable: Optional[str] = None) -> bytes:
+        """A first line ``{"_estrom": {"subscription_id": ..., "readable": ...}}`` (``readable`` when known)."""
+        return self.opening_record(subscription_id, readable) + b"\n"
 
     def hits(self, hits: Sequence[Delivered], first: bool, ids: Sequence[bytes] = ()) -> bytes:
         """One line per hit."""
@@ -124,9 +141,10 @@ class SseFormat(Format):
     RETRY_MS = 3000
     wants_ids = True
 
-    def header(self, subscription_id: str) -> bytes:
-        """``retry:`` (how long a browser waits before reconnecting), then a ``subscription`` event."""
-        data = encode_control(control(subscription_id=subscription_id))
+    def header(self, subscription_id: str, readable: Optional[str] = None) -> bytes:
+        """``retry:`` (how long a browser waits before reconnecting), then a ``subscription`` event
+        (with ``readable`` when known)."""
+        data = self.opening_record(subscription_id, readable)
         return b"retry: %d\n\nevent: subscription\ndata: %s\n\n" % (self.RETRY_MS, data)
 
     def hits(self, hits: Sequence[Delivered], first: bool, ids: Sequence[bytes] = ()) -> bytes:
@@ -144,6 +162,26 @@ class SseFormat(Format):
     def footer(self, end: Optional[Dict[str, Any]], first: bool) -> bytes:
         """Always an ``end`` event, so a browser knows to close rather than reconnect."""
         return self.record("end", end if end is not None else control(end="done"), first)
+
+
+MAX_QUERY_HEADER = 2048
+"""Longest ``X-Estrom-Query`` value sent: proxies refuse big headers, the stream's header has it all."""
+
+
+def readable_of(registration: Any) -> Optional[str]:
+    """The registration answer's ``readable`` query string (None from a Beater that does not send one)."""
+    readable = registration.get("readable") if isinstance(registration, dict) else None
+    return readable if isinstance(readable, str) else None
+
+
+def query_header(readable: Optional[str]) -> Optional[bytes]:
+    """``readable`` as an ``X-Estrom-Query`` value, or None when it is not printable ASCII or too long
+    (header values are bytes; a mangled query would mislead more than a missing one)."""
+    if readable is None or not readable or len(readable) > MAX_QUERY_HEADER:
+        return None
+    if not all(" " <= c <= "~" for c in readable):
+        return None
+    return readable.encode("ascii")
 
 
 SELF_EVIDENT_ENDS = ("limit", "timeout")
