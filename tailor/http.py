@@ -28,10 +28,12 @@ from router import contract
 from tailor.limits import RETRY_AFTER_S, TailLimits
 from tailor.metrics import TailorMetrics
 from tailor.cursor import Cursor
-from tailor.params import BadRequest, TailRequest, parse_tail
-from tailor.stream import Delivered
+from tailor.counts import CountsAggregator, CountsHub
+from tailor.params import BadRequest, CountsRequest, TailRequest, parse_counts, parse_tail
+from tailor.stream import Delivered, query_header, readable_of
 from tailor.subscriptions import SubscriptionHub, beaters_to_ask, now_ms, replay_beater
 from tailor.tail import Tail
+from tailor.windows import WindowSpec
 
 log = Logger()
 
@@ -114,7 +116,7 @@ class DocsResource(Resource):
 
     async def _serve_tail(self, request: Request) -> None:
         try:
-            wanted = tail_parameters(request)
+            wanted = self.parameters(request)
         except BadRequest as e:
             write_json(request, 400, error_body(contract.ERROR_INVALID_ARGUMENT, e.message, part=e.part))
             return
@@ -136,11 +138,15 @@ class DocsResource(Resource):
             else:
                 self.limits.closed(address)
 
-    async def _tail(self, request: Request, wanted: TailRequest) -> None:
-        session = self.session()
+    def parameters(self, request: Request) -> Any:
+        """The validated request of this endpoint (BadRequest names the offending parameter)."""
+        return tail_parameters(request)
+
+    async def _register(self, request: Request, session: Any, wanted: TailRequest) -> Optional[Dict[str, Any]]:
+        """Register the query (or look up the id) through the Beater; None once an error was answered."""
         if session is None:
             write_json(request, 503, error_body(contract.ERROR_UNAVAILABLE, "the router is not reachable; retry later", down=["router"]))
-            return
+            return None
         try:
             # persist=true exempts the registration from expiry; the Beater checks the value (400 if not a boolean)
             persist = request.args.get(b"persist") if wanted.procedure == contract.PROC_REGISTER else None
@@ -150,16 +156,24 @@ class DocsResource(Resource):
             details = {k: v for k, v in (e.kwargs or {}).items() if k in ("part", "position", "message", "limit", "value")}
             message = details.pop("message", None) or (e.args[0] if e.args else e.error)
             write_json(request, status_for(e.error), error_body(e.error, str(message), **details))
-            return
+            return None
         except Exception as e:
             log.failure("calling {p} failed", p=wanted.procedure)
             write_json(request, 503, error_body(contract.ERROR_UNAVAILABLE, f"the Beater did not answer: {e}"))
-            return
+            return None
         if request._disconnected:  # type: ignore[attr-defined]
+            return None
+        return registration
+
+    async def _tail(self, request: Request, wanted: TailRequest) -> None:
+        session = self.session()
+        registration = await self._register(request, session, wanted)
+        if registration is None:
             return
         s = self.settings
         since = wanted.since
-        tail = Tail(request, wanted.format, self.clock, registration["id"], limit=wanted.limit, timeout=wanted.timeout,
+        readable = readable_of(registration)  # the query as estrom read it, shown in the stream's header
+        tail = Tail(request, wanted.format.for_query(readable), self.clock, registration["id"], limit=wanted.limit, timeout=wanted.timeout,
                     heartbeat_s=s.heartbeat_s, max_bytes=s.tail_buffer_bytes, max_hits=s.tail_buffer_hits,
                     on_slow=wanted.on_slow, max_tail_s=s.max_tail_s,
                     since=since if since is not None else Cursor(floor_ms=now_ms()), on_closed=self._closed,
@@ -177,6 +191,9 @@ class DocsResource(Resource):
             tail.close()
             return
         request.notifyFinish().addBoth(lambda _: tail.close())
+        shown = query_header(readable)
+        if shown is not None:
+            request.setHeader(b"x-estrom-query", shown)
         tail.open()
         if since is not None:
             await self._replay(session, tail, since)
@@ -204,6 +221,63 @@ class DocsResource(Resource):
     def _closed(self, tail: Tail) -> None:
         self.dropped += tail.dropped_total
         self.hub.release(tail.subscription_id, tail)
+
+
+class CountsResource(DocsResource):
+    """``GET /api/v0.1/counts?i=<index>&q=<query>&window=10s[&by=<field>][&top=10]`` or ``?s=<id>&window=...``.
+
+    Streams one record per closed tumbling window (``tailor/windows.py``) through an ordinary
+    :class:`Tail`, so formats, buffers, limits and timeouts are the docs endpoint's.  Tails with
+    the same id and window spec share one aggregator (``tailor/counts.py``); it shares the docs
+    endpoint's tail limits and metrics.
+    """
+
+    def __init__(self, docs: DocsResource, counts: CountsHub) -> None:
+        Resource.__init__(self)
+        self.docs = docs
+        self.counts = counts
+        self.hub, self.session, self.clock, self.settings = docs.hub, docs.session, docs.clock, docs.settings
+        self.metrics, self.limits = docs.metrics, docs.limits
+
+    def parameters(self, request: Request) -> Any:
+        """The validated counts request (BadRequest names the offending parameter)."""
+        return parse_counts(_args(request), _headers(request))
+
+    async def _tail(self, request: Request, wanted: CountsRequest) -> None:  # type: ignore[override]
+        registration = await self._register(request, self.session(), wanted.tail)
+        if registration is None:
+            return
+        s, asked = self.settings, wanted.tail
+        spec = WindowSpec(wanted.window_ms, wanted.by, wanted.top, wanted.time_field, wanted.lateness_ms)
+        joined: List[CountsAggregator] = []
+
+        def closed(tail: Tail) -> None:
+            self.docs.dropped += tail.dropped_total
+            if joined:
+                self.counts.leave(joined[0], tail)
+
+        readable = readable_of(registration)  # the same header as the docs endpoint's
+        tail = Tail(request, asked.format.for_query(readable), self.clock, registration["id"], limit=asked.limit,
+                    timeout=asked.timeout, heartbeat_s=s.heartbeat_s, max_bytes=s.tail_buffer_bytes,
+                    max_hits=s.tail_buffer_hits, on_slow=asked.on_slow, max_tail_s=s.max_tail_s, since=Cursor(floor_ms=now_ms()),
+                    on_closed=closed, counters=self.metrics.for_format(asked.format.name))
+        try:
+            joined.append(await self.counts.join((tail.subscription_id, spec, wanted.provisional_ms / 1000.0), tail, wanted.partial))
+        except Exception as e:
+            tail.closed = True
+            write_json(request, 503, error_body(contract.ERROR_UNAVAILABLE, f"subscribing failed: {e}"))
+            return
+        if request._disconnected:  # type: ignore[attr-defined]
+            tail.close()
+            return
+        request.notifyFinish().addBoth(lambda _: tail.close())
+        shown = query_header(readable)
+        if shown is not None:
+            request.setHeader(b"x-estrom-query", shown)
+        tail.open()
+        if wanted.resumed:
+            # An EventSource reconnected: windows are counted live, so say what it missed is not sent again.
+            tail.notice("gap", gap=True, missed=None, message="counts are not replayed: windows closed while away are not sent")
 
 
 BEATER_PROBE_S = 2.0
@@ -269,12 +343,13 @@ class MetricsResource(Resource):
 
 
 class Root(Resource):
-    """Routes ``/api/v0.1/docs``, ``/api/v0.1/health`` and ``/metrics``; everything else is a JSON 404."""
+    """Routes ``/api/v0.1/docs``, ``/api/v0.1/counts``, ``/api/v0.1/health`` and ``/metrics``; everything else is a JSON 404."""
 
     def __init__(self, hub: SubscriptionHub, session: Callable[[], Any], clock: IReactorTime, settings: Settings,
                  metrics: Optional[TailorMetrics] = None) -> None:
         super().__init__()
         self.docs = DocsResource(hub, session, clock, settings, metrics)
+        self.counts = CountsResource(self.docs, CountsHub(hub, clock))
         self.health = HealthResource(hub, session, self.docs, clock)
         self.metrics = MetricsResource(self.docs.metrics)
         self.docs.metrics.watch(lambda: len(hub.subscribed_ids), lambda: session() is not None)
@@ -284,6 +359,8 @@ class Root(Resource):
         segments = [path] + request.postpath
         if segments == [b"api", b"v0.1", b"docs"]:
             return self.docs
+        if segments == [b"api", b"v0.1", b"counts"]:
+            return self.counts
         if segments == [b"api", b"v0.1", b"health"]:
             return self.health
         if segments == [b"metrics"]:

@@ -14,6 +14,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 from router import contract
 from tailor.cursor import Cursor, CursorError, parse_cursor
 from tailor.stream import FORMATS, Format
+from tailor.windows import parse_duration_ms
 
 MAX_LIMIT = 1_000_000_000
 MAX_TIMEOUT_S = 366 * 24 * 3600.0
@@ -116,3 +117,82 @@ def parse_tail(args: Mapping[str, Sequence[str]], headers: Mapping[str, Optional
         raise BadRequest("q=<query> needs an index i=<index>", part="i")
     operator = arg("default_operator") or "or"
     return TailRequest(contract.PROC_REGISTER, (index, query, operator), fmt, limit, timeout, since, on_slow)
+
+
+# --- GET /api/v0.1/counts ------------------------------------------------------------------------
+
+MIN_WINDOW_MS = 1000
+MIN_PROVISIONAL_MS = 250
+MAX_WINDOW_MS = 3_600_000
+MAX_TOP = 100
+MAX_LATENESS_MS = 3_600_000
+MAX_FIELD_CHARS = 256
+DEFAULT_LATENESS_MS = 1000
+"""Arrival times are stamped by the Beater and reach the Tailor a moment later: wait a second by default."""
+
+
+@dataclass(frozen=True)
+class CountsRequest:
+    """A validated counts request: the tail it streams through, and what it counts."""
+
+    tail: TailRequest
+    window_ms: int
+    by: Optional[str] = None
+    top: int = 10
+    time_field: Optional[str] = None
+    lateness_ms: int = DEFAULT_LATENESS_MS
+    provisional_ms: int = 0
+    partial: bool = True
+    resumed: bool = False
+
+
+def _duration(value: Optional[str], name: str, least_ms: int, most_ms: int) -> Optional[int]:
+    if value is None:
+        return None
+    ms = parse_duration_ms(value)
+    if ms is None or not least_ms <= ms <= most_ms:
+        raise BadRequest(f"{name} must be a duration from {least_ms / 1000:g}s to {most_ms / 1000:g}s "
+                         "(e.g. 10s, 1m, 500ms; bare numbers are seconds)", part=f"{name}={value}")
+    return ms
+
+
+def _field(value: Optional[str], name: str) -> Optional[str]:
+    if value is None:
+        return None
+    if not value.strip() or len(value) > MAX_FIELD_CHARS or any(c in value for c in "\r\n\0"):
+        raise BadRequest(f"{name} must be a field name or dotted path (e.g. meta.dt) of at most {MAX_FIELD_CHARS} characters",
+                         part=f"{name}={value}")
+    return value.strip()
+
+
+def parse_counts(args: Mapping[str, Sequence[str]], headers: Mapping[str, Optional[str]]) -> CountsRequest:
+    """Validate a counts request: the docs endpoint's parameters (no ``since=``: windows are not replayed),
+    then ``window``, ``by``, ``top``, ``time_field``, ``lateness`` (or ``lateness_s``), ``provisional`` and ``partial``."""
+
+    def arg(name: str) -> Optional[str]:
+        values = args.get(name)
+        return values[-1] if values else None
+
+    if arg("since") is not None:
+        raise BadRequest("counts cannot resume from a cursor: windows are counted live, from when the tail opens",
+                         part=f"since={arg('since')}")
+    # A browser's EventSource reconnects with Last-Event-ID: go on live (the client is told), never refuse it.
+    resumed = bool(headers.get("last-event-id"))
+    tail = parse_tail(args, {**headers, "last-event-id": None})
+    window_ms = _duration(arg("window") or "10s", "window", MIN_WINDOW_MS, MAX_WINDOW_MS)
+    assert window_ms is not None
+    top = _number(arg("top"), "top", int, MAX_TOP) or 10
+    lateness_name = "lateness" if arg("lateness") is not None else "lateness_s"
+    lateness_ms = _duration(arg(lateness_name), lateness_name, 0, MAX_LATENESS_MS)
+    provisional = arg("provisional")
+    # A provisional record every few milliseconds would keep the reactor busy for nothing.
+    provisional_ms = None if provisional in (None, "0") else _duration(provisional, "provisional", MIN_PROVISIONAL_MS, window_ms)
+    partial = (arg("partial") or "true").lower()
+    if partial not in ("true", "false"):
+        raise BadRequest("partial must be true or false", part=f"partial={arg('partial')}")
+    return CountsRequest(
+        tail=tail, window_ms=window_ms, by=_field(arg("by"), "by"), top=top,
+        time_field=_field(arg("time_field"), "time_field"),
+        lateness_ms=DEFAULT_LATENESS_MS if lateness_ms is None else lateness_ms,
+        provisional_ms=provisional_ms or 0, partial=partial == "true", resumed=resumed,
+    )
