@@ -268,7 +268,7 @@ def tailor_rule(method: bytes, segments: Sequence[bytes]) -> Optional[str]:
 
 CORS_METHODS = b"GET, OPTIONS"
 CORS_HEADERS = b"Authorization, Last-Event-ID, Content-Type"
-CORS_EXPOSE = b"X-Estrom-Subscription-Id, Retry-After"
+CORS_EXPOSE = b"X-Estrom-Subscription-Id, X-Estrom-Query, Retry-After"
 CORS_MAX_AGE = b"600"
 
 
