@@ -27,6 +27,7 @@ from estrom.web import BadHeader, NotFound, error_body, header_text, internal_er
 from router import contract
 from tailor.limits import RETRY_AFTER_S, TailLimits
 from tailor.metrics import TailorMetrics
+from tailor.page import Page
 from tailor.cursor import Cursor
 from tailor.counts import CountsAggregator, CountsHub
 from tailor.params import BadRequest, CountsRequest, TailRequest, parse_counts, parse_tail
@@ -343,7 +344,8 @@ class MetricsResource(Resource):
 
 
 class Root(Resource):
-    """Routes ``/api/v0.1/docs``, ``/api/v0.1/counts``, ``/api/v0.1/health`` and ``/metrics``; everything else is a JSON 404."""
+    """Routes ``/api/v0.1/docs``, ``/api/v0.1/counts``, ``/api/v0.1/health``, ``/metrics`` and the page (``/``,
+    ``/static/<file>``, ``tailor/page.py``); everything else is a JSON 404."""
 
     def __init__(self, hub: SubscriptionHub, session: Callable[[], Any], clock: IReactorTime, settings: Settings,
                  metrics: Optional[TailorMetrics] = None) -> None:
@@ -353,6 +355,7 @@ class Root(Resource):
         self.health = HealthResource(hub, session, self.docs, clock)
         self.metrics = MetricsResource(self.docs.metrics)
         self.docs.metrics.watch(lambda: len(hub.subscribed_ids), lambda: session() is not None)
+        self.page = Page()
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         """Dispatch on the full path."""
@@ -365,4 +368,7 @@ class Root(Resource):
             return self.health
         if segments == [b"metrics"]:
             return self.metrics
+        page = self.page.resource_for(segments)
+        if page is not None:
+            return page
         return NotFound("no such endpoint; try /api/v0.1/docs?i=<index>&q=<query>")
