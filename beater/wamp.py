@@ -20,7 +20,7 @@ from beater.hits import Hit
 from beater.listeners import Listeners
 from beater.service import Beater
 from router import contract
-from router.client import SessionHolder
+from router.client import SessionHolder, follow_meta
 
 log = Logger()
 
@@ -54,15 +54,7 @@ def _expecting(fn: Callable[..., Awaitable[Dict[str, Any]]], listeners: Listener
 
 async def follow_listeners(session: Any, listeners: Listeners) -> None:
     """Keep ``listeners`` in step with the router's subscriptions (meta events, then the current list)."""
-    await session.subscribe(lambda _session_id, details: listeners.created(details), contract.META_SUBSCRIPTION_ON_CREATE)
-    await session.subscribe(lambda _session_id, sub_id: listeners.deleted(sub_id), contract.META_SUBSCRIPTION_ON_DELETE)
-    current = await session.call(contract.META_SUBSCRIPTION_LIST)
-    for policy in ("exact", "prefix", "wildcard"):
-        for sub_id in current.get(policy, []):
-            try:
-                listeners.created(await session.call(contract.META_SUBSCRIPTION_GET, sub_id))
-            except ApplicationError:
-                pass  # deleted meanwhile
+    await follow_meta(session, "subscription", listeners.created, listeners.deleted)
     listeners.known = True
 
 

@@ -111,3 +111,27 @@ def service_component(router_url: str, role: str, ticket: str, transport: str = 
     )
     component.on("connect", disable_nagle)
     return component
+
+
+_META_API = {
+    "subscription": (contract.META_SUBSCRIPTION_ON_CREATE, contract.META_SUBSCRIPTION_ON_DELETE,
+                     contract.META_SUBSCRIPTION_LIST, contract.META_SUBSCRIPTION_GET),
+    "registration": (contract.META_REGISTRATION_ON_CREATE, contract.META_REGISTRATION_ON_DELETE,
+                     contract.META_REGISTRATION_LIST, contract.META_REGISTRATION_GET),
+}
+
+
+async def follow_meta(session: Any, kind: str, created: Callable[[Any], None], deleted: Callable[[Any], None]) -> None:
+    """Follow the router's meta API of ``kind`` (``subscription`` or ``registration``): ``created(details)``
+    and ``deleted(id)`` from its meta events first, then ``created`` for each one the router already has,
+    so nothing made in between is missed."""
+    on_create, on_delete, list_uri, get_uri = _META_API[kind]
+    await session.subscribe(lambda _session_id, details: created(details), on_create)
+    await session.subscribe(lambda _session_id, meta_id: deleted(meta_id), on_delete)
+    current = await session.call(list_uri)
+    for policy in ("exact", "prefix", "wildcard"):
+        for meta_id in current.get(policy, []):
+            try:
+                created(await session.call(get_uri, meta_id))
+            except ApplicationError:
+                pass  # deleted meanwhile

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from autobahn.wamp.exception import ApplicationError
-
 from router import contract
+from router.client import follow_meta
 
 
 class BeaterDirectory:
@@ -48,12 +47,4 @@ class BeaterDirectory:
 async def follow_beaters(session: Any, directory: BeaterDirectory) -> None:
     """Keep ``directory`` in step with the router's registrations (meta events first, then the current list)."""
     directory.forget()
-    await session.subscribe(lambda _session_id, details: directory.created(details), contract.META_REGISTRATION_ON_CREATE)
-    await session.subscribe(lambda _session_id, registration_id: directory.deleted(registration_id), contract.META_REGISTRATION_ON_DELETE)
-    current = await session.call(contract.META_REGISTRATION_LIST)
-    for policy in ("exact", "prefix", "wildcard"):
-        for registration_id in current.get(policy, []):
-            try:
-                directory.created(await session.call(contract.META_REGISTRATION_GET, registration_id))
-            except ApplicationError:
-                pass  # deleted meanwhile
+    await follow_meta(session, "registration", directory.created, directory.deleted)

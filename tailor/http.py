@@ -12,7 +12,7 @@ are never a 200, so a browser's EventSource does not reconnect in a storm.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -81,6 +81,26 @@ def _args(request: Request) -> Dict[str, List[str]]:
 def tail_parameters(request: Request) -> TailRequest:
     """The validated tail request (BadRequest names the offending parameter)."""
     return parse_tail(_args(request), _headers(request))
+
+
+async def start_tail(request: Request, tail: Tail, subscribe: Callable[[], Awaitable[Any]], readable: Optional[str]) -> bool:
+    """Subscribe ``tail`` (``subscribe``), then send its 200 and header; False if it did not start
+    (the subscribe failed, answered 503, or the client left meanwhile)."""
+    try:
+        await subscribe()
+    except Exception as e:
+        tail.closed = True
+        write_json(request, 503, error_body(contract.ERROR_UNAVAILABLE, f"subscribing failed: {e}"))
+        return False
+    if request._disconnected:  # type: ignore[attr-defined]
+        tail.close()
+        return False
+    request.notifyFinish().addBoth(lambda _: tail.close())
+    shown = query_header(readable)
+    if shown is not None:
+        request.setHeader(b"x-estrom-query", shown)
+    tail.open()
+    return True
 
 
 class DocsResource(Resource):
@@ -182,20 +202,8 @@ class DocsResource(Resource):
         if since is not None:
             self.metrics.resumes.inc()
             tail.hold()  # subscribed before the replay is read: live hits wait, so nothing falls between
-        try:
-            await self.hub.acquire(tail.subscription_id, tail)
-        except Exception as e:
-            tail.closed = True
-            write_json(request, 503, error_body(contract.ERROR_UNAVAILABLE, f"subscribing failed: {e}"))
+        if not await start_tail(request, tail, lambda: self.hub.acquire(tail.subscription_id, tail), readable):
             return
-        if request._disconnected:  # type: ignore[attr-defined]
-            tail.close()
-            return
-        request.notifyFinish().addBoth(lambda _: tail.close())
-        shown = query_header(readable)
-        if shown is not None:
-            request.setHeader(b"x-estrom-query", shown)
-        tail.open()
         if since is not None:
             await self._replay(session, tail, since)
 
@@ -262,20 +270,11 @@ class CountsResource(DocsResource):
                     timeout=asked.timeout, heartbeat_s=s.heartbeat_s, max_bytes=s.tail_buffer_bytes,
                     max_hits=s.tail_buffer_hits, on_slow=asked.on_slow, max_tail_s=s.max_tail_s, since=Cursor(floor_ms=now_ms()),
                     on_closed=closed, counters=self.metrics.for_format(asked.format.name))
-        try:
+        async def join() -> None:
             joined.append(await self.counts.join((tail.subscription_id, spec, wanted.provisional_ms / 1000.0), tail, wanted.partial))
-        except Exception as e:
-            tail.closed = True
-            write_json(request, 503, error_body(contract.ERROR_UNAVAILABLE, f"subscribing failed: {e}"))
+
+        if not await start_tail(request, tail, join, readable):
             return
-        if request._disconnected:  # type: ignore[attr-defined]
-            tail.close()
-            return
-        request.notifyFinish().addBoth(lambda _: tail.close())
-        shown = query_header(readable)
-        if shown is not None:
-            request.setHeader(b"x-estrom-query", shown)
-        tail.open()
         if wanted.resumed:
             # An EventSource reconnected: windows are counted live, so say what it missed is not sent again.
             tail.notice("gap", gap=True, missed=None, message="counts are not replayed: windows closed while away are not sent")
