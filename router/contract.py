@@ -49,6 +49,20 @@ PROC_HEALTH = "estrom.health"
 """``estrom.health()`` → ``{"percolator": name, "beater": id}`` (services only): a Tailor's probe that a Beater serves."""
 PROC_INGEST = "estrom.ingest"
 """``estrom.ingest(index, docs)`` → ingest report (services, and the ingest role)."""
+PROC_HIGHLIGHT = "estrom.highlight"
+"""``estrom.highlight(subscription_id, sources)`` → ``{"highlights": [{field: [term, ...]}, ...]}`` (services only):
+per ``_source`` in order, the terms of each field that the registration's query matched, as the percolator
+backend finds them (analysed terms of text fields, whole values of keyword fields).  At most
+:data:`MAX_HIGHLIGHT_SOURCES` sources per call (``estrom.error.limit_exceeded``)."""
+MAX_HIGHLIGHT_SOURCES = 1000
+
+# Procedures registered by the Tailor.
+PROC_COUNTS = "estrom.counts"
+"""``estrom.counts(subscription_id, window="10s", by=None, top=10, time_field=None, lateness=None,
+provisional=None)`` → ``{"topic", "subscription_id", "window", ...}``: starts (or joins) the window counts of a
+subscription and names the topic (:func:`counts_topic_for`) that carries one record per closed window, the
+records of ``GET /api/v0.1/counts``.  Counting stops once the topic has had no subscriber for a while; a client
+calls it again after it (re)joins."""
 
 # Topics.  Each event carries one positional argument: a list of hits.
 TOPIC_PREFIX = "docs-for-"
@@ -59,11 +73,31 @@ def topic_for(subscription_id: str) -> str:
     return TOPIC_PREFIX + subscription_id
 
 
+COUNTS_TOPIC_PREFIX = "counts-for-"
+
+
+def counts_topic_for(subscription_id: str, window: str, by: Optional[str] = None, variant: Optional[str] = None) -> str:
+    """The topic of one window spec's counts: ``counts-for-<id>-<window>[-<by>][~<variant>]``.
+
+    ``window`` is the window's canonical text (``10s``, ``1m``); ``variant`` is a short tag the Tailor
+    derives from the options a topic name does not spell out (``top``, ``time_field``, ...), absent
+    for the defaults.  Each event carries one positional argument: one window record.
+    """
+    topic = f"{COUNTS_TOPIC_PREFIX}{subscription_id}-{window}"
+    if by is not None:
+        topic += f"-{by}"
+    if variant is not None:
+        topic += f"~{variant}"
+    return topic
+
+
 # The router's subscription meta API, which the Beater follows to publish only where someone listens.
 META_SUBSCRIPTION_ON_CREATE = "wamp.subscription.on_create"
 META_SUBSCRIPTION_ON_DELETE = "wamp.subscription.on_delete"
 META_SUBSCRIPTION_LIST = "wamp.subscription.list"
 META_SUBSCRIPTION_GET = "wamp.subscription.get"
+META_SUBSCRIPTION_LOOKUP = "wamp.subscription.lookup"
+"""The router subscription of a topic, or None: the Tailor stops counting for a counts topic nobody holds."""
 META_SUBSCRIPTION_COUNT_SUBSCRIBERS = "wamp.subscription.count_subscribers"
 """How many sessions a router subscription has (the Beater's admin API shows it per registration)."""
 # The registration meta API, which the Tailor follows to know every Beater's replay procedure.

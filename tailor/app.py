@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from autobahn.twisted.component import Component
+from autobahn.wamp.types import RegisterOptions
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
@@ -17,6 +18,7 @@ from estrom.web import json_site
 from router import contract
 from router.client import SessionHolder, service_component
 from tailor import http
+from tailor.counts_wamp import WampCounts
 from tailor.subscriptions import SubscriptionHub
 
 log = Logger()
@@ -57,18 +59,23 @@ def make_tailor(settings: Settings, reactor: Any = None) -> TailorApp:
     component = service_component(settings.router_url, contract.ROLE_TAILOR, settings.ticket(contract.ROLE_TAILOR), settings.service_transport)
     holder.attach(component)
 
+    def session() -> Any:
+        return holder.session
+
+    web = http.Root(hub, session, reactor, settings)
+    wamp_counts = WampCounts(web.counts.counts, session, reactor)
+
     @component.on_join
-    def _joined(session: Any, details: Any) -> Any:
-        # Not returned: catching up may wait for a Beater that rejoins later, and the join must not.
+    async def _joined(session: Any, details: Any) -> None:
+        # Not awaited: catching up may wait for a Beater that rejoins later, and the join must not.
         ensureDeferred(hub.joined(session)).addErrback(lambda f: log.failure("resubscribing failed", f))
+        # "first": with several Tailors one counts each topic (the others stand by), so no window is sent twice.
+        await session.register(wamp_counts.counts_procedure, contract.PROC_COUNTS, options=RegisterOptions(invoke="first"))
 
     @component.on_leave
     def _left(session: Any, details: Any) -> None:
         hub.left(session)
 
-    def session() -> Any:
-        return holder.session
-
-    root = auth.Guard(http.Root(hub, session, reactor, settings), settings.tokens, auth.tailor_rule)
+    root = auth.Guard(web, settings.tokens, auth.tailor_rule)
     site = json_site(auth.Cors(root, settings.cors_allowed) if settings.cors_allowed else root, settings.access_log)
     return TailorApp(settings, site, component, holder, hub, reactor)

@@ -2,6 +2,9 @@
 
     wampcli.py URL call PROCEDURE JSON_ARGS          prints {"result": ...} or {"error": uri, ...}
     wampcli.py URL subscribe TOPIC COUNT TIMEOUT     prints "subscribed", then one line of JSON per hit
+    wampcli.py URL counts JSON_KWARGS COUNT TIMEOUT  estrom.counts(**kwargs): prints {"result": ...} (or {"error": ...} and
+                                                     stops), subscribes to the topic it names, prints "subscribed", then
+                                                     one line of JSON per window record, until COUNT came or TIMEOUT
     wampcli.py URL publish TOPIC JSON_ARG            acknowledged publish; prints {"ok": true} or {"error": uri}
     wampcli.py URL replay SECRETS_JSON ID SINCE_JSON LIMIT
                                                      estrom.replay.<beater> as the tailor role; prints {"result": ...}
@@ -78,6 +81,27 @@ def main(argv: List[str]) -> None:
                     emit({"result": await session.call(procedure, *args)})
                 except ApplicationError as e:
                     emit({"error": e.error, "args": list(e.args), "kwargs": e.kwargs})
+            elif command == "counts":
+                options, count, timeout = json.loads(rest[0]), int(rest[1]), float(rest[2])
+                try:
+                    answer = await session.call("estrom.counts", **options)
+                except ApplicationError as e:
+                    emit({"error": e.error, "args": list(e.args), "kwargs": e.kwargs})
+                    return
+                emit({"result": answer})
+                finished: Deferred[None] = Deferred()
+                records = [0]
+
+                def on_window(record: Any) -> None:
+                    emit(record)
+                    records[0] += 1
+                    if records[0] >= count and not finished.called:
+                        finished.callback(None)
+
+                await session.subscribe(on_window, answer["topic"])
+                emit("subscribed")
+                reactor.callLater(timeout, lambda: finished.called or finished.callback(None))
+                await finished
             elif command == "publish":
                 topic, arg = rest[0], json.loads(rest[1])
                 try:

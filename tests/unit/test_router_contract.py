@@ -24,9 +24,21 @@ def test_anonymous_may_register_and_subscribe_but_never_publish() -> None:
 
 def test_only_the_beater_publishes_documents() -> None:
     """Publishing to docs-for-* is the beater role's alone."""
-    for role in (contract.ROLE_TAILOR, contract.ROLE_ANONYMOUS):
-        assert not any(a.get("publish") for a in permissions(role).values())
+    assert not any(a.get("publish") for a in permissions(contract.ROLE_ANONYMOUS).values())
+    assert not allowed(contract.ROLE_TAILOR, contract.topic_for("0123456789abcdef"), "publish")
     assert permissions(contract.ROLE_BEATER)[(contract.TOPIC_PREFIX, "prefix")]["publish"] is True
+
+
+def test_only_the_tailor_publishes_counts_and_serves_estrom_counts() -> None:
+    """The Tailor registers estrom.counts and publishes counts-for-*; anonymous clients call and subscribe."""
+    topic = contract.counts_topic_for("0123456789abcdef", "10s", "wiki")
+    assert allowed(contract.ROLE_TAILOR, topic, "publish")
+    assert allowed(contract.ROLE_TAILOR, contract.PROC_COUNTS, "register")
+    assert allowed(contract.ROLE_TAILOR, contract.META_SUBSCRIPTION_LOOKUP, "call")
+    assert allowed(contract.ROLE_ANONYMOUS, contract.PROC_COUNTS, "call")
+    assert allowed(contract.ROLE_ANONYMOUS, topic, "subscribe")
+    assert not allowed(contract.ROLE_ANONYMOUS, topic, "publish")
+    assert not allowed(contract.ROLE_BEATER, topic, "publish")
 
 
 def test_service_tickets_come_from_the_environment() -> None:
