@@ -258,8 +258,13 @@ def beater_rule(method: bytes, segments: Sequence[bytes]) -> Optional[str]:
 
 
 def tailor_rule(method: bytes, segments: Sequence[bytes]) -> Optional[str]:
-    """The Tailor: everything but ``/api/v0.1/health`` and CORS preflights needs a tail token (if one is configured)."""
-    if method == b"OPTIONS" or list(segments) == [b"api", b"v0.1", b"health"]:
+    """The Tailor: everything but ``/api/v0.1/health``, the page and CORS preflights needs a tail token (if one
+    is configured).  The page (``/``, ``/static/<file>``) is code, not data: a browser loads its scripts without
+    the token, and the page then sends the one it was opened with (``/?access_token=...``) on every API call."""
+    path = list(segments)
+    if method == b"OPTIONS" or path == [b"api", b"v0.1", b"health"]:
+        return None
+    if path in ([], [b""]) or (len(path) == 2 and path[0] == b"static"):
         return None
     return SCOPE_TAIL
 

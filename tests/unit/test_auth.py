@@ -302,6 +302,15 @@ def test_a_tail_needs_the_tail_token_once_one_is_configured() -> None:
     assert exchange(tailor(tokens), "GET", "/api/v0.1/health")[0] == 200
 
 
+def test_the_page_and_its_scripts_load_without_the_tail_token_but_its_api_calls_need_it() -> None:
+    """A browser fetches /static/page.js without the ?access_token= the page was opened with: the page is code, not data."""
+    tokens = Tokens({"tail": [TAIL]})
+    assert exchange(tailor(tokens), "GET", "/")[0] == 200
+    assert exchange(tailor(tokens), "GET", "/static/page.js")[0] == 200
+    assert exchange(tailor(tokens), "GET", "/api/v0.1/counts?i=logs&q=x")[0] == 401
+    assert exchange(tailor(tokens), "GET", "/metrics")[0] == 401
+
+
 def test_a_tail_needs_no_token_when_none_is_configured() -> None:
     """Tail tokens are optional: without one, tails are open as before (even with an ingest token set)."""
     assert exchange(tailor(Tokens({"ingest": [INGEST]})), "GET", "/api/v0.1/docs?i=logs&q=x")[0] == 200
