@@ -1,69 +1,85 @@
-"""The embedded standard analyzer: the tokens Elasticsearch 7.17's ``_analyze`` gives (checked on a live node)."""
+"""The embedded standard analyzer: the tokens Elasticsearch 7.17's ``_analyze`` gives (checked on a live node).
 
-from beater.percolator.embedded.analysis import lowercase, standard_tokens
+Each case is checked on both tokenizers: the pure-Python reference and the native one
+(``standard_tokens`` where it is built; tests/unit/test_native_analysis.py holds them equal at large).
+"""
 
+from typing import Callable, List
 
-def test_apostrophes_stay_inside_words() -> None:
-    assert standard_tokens("O'Brien's don’t rock 'n' roll") == ["o'brien's", "don’t", "rock", "n", "roll"]
+import pytest
 
+from beater.percolator.embedded.analysis import lowercase, python_tokens, standard_tokens
 
-def test_hyphens_split_words() -> None:
-    assert standard_tokens("Wi-Fi") == ["wi", "fi"]
-
-
-def test_numbers_keep_inner_separators() -> None:
-    assert standard_tokens("3.14 1,000,000 1.2.3 $100 50%") == ["3.14", "1,000,000", "1.2.3", "100", "50"]
+Tokenizer = Callable[[str], List[str]]
 
 
-def test_urls_and_emails_split_at_punctuation() -> None:
-    assert standard_tokens("foo@example.com http://example.com/a?b=c") == ["foo", "example.com", "http", "example.com", "a", "b", "c"]
+@pytest.fixture(params=[python_tokens, standard_tokens], ids=["python", "native"])
+def tokens(request: pytest.FixtureRequest) -> Tokenizer:
+    """The tokenizer under test."""
+    return request.param
 
 
-def test_colon_between_letters_joins() -> None:
-    assert standard_tokens("Wikipedia:Articles 10:30") == ["wikipedia:articles", "10", "30"]
+def test_apostrophes_stay_inside_words(tokens: Tokenizer) -> None:
+    assert tokens("O'Brien's don’t rock 'n' roll") == ["o'brien's", "don’t", "rock", "n", "roll"]
 
 
-def test_ideographs_are_single_tokens_katakana_and_hangul_runs_are_not() -> None:
-    assert standard_tokens("中文 テキスト ひら 한국어") == ["中", "文", "テキスト", "ひ", "ら", "한국어"]
+def test_hyphens_split_words(tokens: Tokenizer) -> None:
+    assert tokens("Wi-Fi") == ["wi", "fi"]
 
 
-def test_southeast_asian_run_is_one_token() -> None:
-    assert standard_tokens("ภาษาไทยไม่มีช่องว่าง abc") == ["ภาษาไทยไม่มีช่องว่าง", "abc"]
+def test_numbers_keep_inner_separators(tokens: Tokenizer) -> None:
+    assert tokens("3.14 1,000,000 1.2.3 $100 50%") == ["3.14", "1,000,000", "1.2.3", "100", "50"]
 
 
-def test_emoji_sequences_are_tokens() -> None:
-    assert standard_tokens("a😀b 👍🏽 👨\u200d👩\u200d👧 🇫🇷 ©") == ["a", "😀", "b", "👍🏽", "👨\u200d👩\u200d👧", "🇫🇷", "©"]
+def test_urls_and_emails_split_at_punctuation(tokens: Tokenizer) -> None:
+    assert tokens("foo@example.com http://example.com/a?b=c") == ["foo", "example.com", "http", "example.com", "a", "b", "c"]
 
 
-def test_lone_skin_tone_modifier_is_its_own_token() -> None:
-    assert standard_tokens("a🏽") == ["a", "🏽"]
+def test_colon_between_letters_joins(tokens: Tokenizer) -> None:
+    assert tokens("Wikipedia:Articles 10:30") == ["wikipedia:articles", "10", "30"]
 
 
-def test_symbols_and_other_numbers_are_dropped() -> None:
-    assert standard_tokens("--- ① ½ x² ___ C++") == ["x", "c"]
+def test_ideographs_are_single_tokens_katakana_and_hangul_runs_are_not(tokens: Tokenizer) -> None:
+    assert tokens("中文 テキスト ひら 한국어") == ["中", "文", "テキスト", "ひ", "ら", "한국어"]
+
+
+def test_southeast_asian_run_is_one_token(tokens: Tokenizer) -> None:
+    assert tokens("ภาษาไทยไม่มีช่องว่าง abc") == ["ภาษาไทยไม่มีช่องว่าง", "abc"]
+
+
+def test_emoji_sequences_are_tokens(tokens: Tokenizer) -> None:
+    assert tokens("a😀b 👍🏽 👨\u200d👩\u200d👧 🇫🇷 ©") == ["a", "😀", "b", "👍🏽", "👨\u200d👩\u200d👧", "🇫🇷", "©"]
+
+
+def test_lone_skin_tone_modifier_is_its_own_token(tokens: Tokenizer) -> None:
+    assert tokens("a🏽") == ["a", "🏽"]
+
+
+def test_symbols_and_other_numbers_are_dropped(tokens: Tokenizer) -> None:
+    assert tokens("--- ① ½ x² ___ C++") == ["x", "c"]
 
 
 def test_lowercase_is_per_code_point() -> None:
     assert lowercase("ΣΊΣΥΦΟΣ İstanbul") == "σίσυφοσ istanbul"
 
 
-def test_tokens_are_lowercased_per_code_point_in_any_script() -> None:
-    assert standard_tokens("ΣΊΣΥΦΟΣ İstanbul Straße ÉTÉ") == ["σίσυφοσ", "istanbul", "straße", "été"]
+def test_tokens_are_lowercased_per_code_point_in_any_script(tokens: Tokenizer) -> None:
+    assert tokens("ΣΊΣΥΦΟΣ İstanbul Straße ÉTÉ") == ["σίσυφοσ", "istanbul", "straße", "été"]
 
 
-def test_non_ascii_tokens_longer_than_255_are_cut() -> None:
-    assert [len(t) for t in standard_tokens("é" * 300 + " ok")] == [255, 45, 2]
+def test_non_ascii_tokens_longer_than_255_are_cut(tokens: Tokenizer) -> None:
+    assert [len(t) for t in tokens("é" * 300 + " ok")] == [255, 45, 2]
 
 
-def test_tokens_longer_than_255_are_cut() -> None:
-    assert [len(t) for t in standard_tokens("c" * 256 + " " + "d" * 600)] == [255, 1, 255, 255, 90]
+def test_tokens_longer_than_255_are_cut(tokens: Tokenizer) -> None:
+    assert [len(t) for t in tokens("c" * 256 + " " + "d" * 600)] == [255, 1, 255, 255, 90]
 
 
 def test_the_ascii_fast_path_gives_the_general_path_tokens_on_every_ascii_text_of_the_corpus() -> None:
     import json
     from pathlib import Path
 
-    from beater.percolator.embedded.analysis import general_tokens, standard_tokens
+    from beater.percolator.embedded.analysis import general_tokens
 
     root = Path(__file__).resolve().parents[2]
     texts = [
@@ -87,4 +103,4 @@ def test_the_ascii_fast_path_gives_the_general_path_tokens_on_every_ascii_text_o
                 walk(json.loads(line))
     ascii_texts = [t for t in texts if t.isascii()]
     assert len(ascii_texts) > 50_000
-    assert [t for t in ascii_texts if standard_tokens(t) != general_tokens(t)] == []
+    assert [t for t in ascii_texts if python_tokens(t) != general_tokens(t)] == []

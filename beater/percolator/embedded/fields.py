@@ -17,6 +17,12 @@ keyword fields keep values of at most their ``ignore_above`` characters (256 for
 dynamic ``.keyword`` sub-fields); numbers are coerced
 (``"12.5"`` in a long field is 12, float fields hold 32-bit floats); dates are
 epoch milliseconds.
+
+The walk follows a *plan* of the model (:func:`plan_of`): per path, the decisions the
+mapping makes (its kind, its ``.keyword`` sub-field and ``ignore_above``, the fields a
+value marks present), built once per model version and scope.  The optional native
+module (``_analysis.c``) walks the same plan with the same answers; :func:`analyse_document`
+uses it when it is built (tests/unit/test_native_analysis.py holds the two equal).
 """
 
 from __future__ import annotations
@@ -180,6 +186,9 @@ class FieldModel:
         self.ignore_above: Dict[str, Optional[int]] = {}  # keyword path -> longest value kept (None: any)
         self.dynamic = dynamic
         self.version = 0
+        # Walk plans (see plan_of) per scope, for the ``types`` object they were built from.
+        self._plans: Dict[Optional["FieldScope"], Dict[str, PlanNode]] = {}
+        self._plans_of: Optional[Mapping[str, str]] = None
         if properties:
             self.grow_with(properties)
 
@@ -205,9 +214,12 @@ class FieldModel:
         """Merge ``new`` properties into the model; return the paths that were not mapped before."""
         self.properties = merge_properties(self.properties, new)
         before = set(self.types)
-        self.types = {}
-        self.ignore_above = {}
-        _flatten_types(self.properties, "", self.types, self.ignore_above)
+        types: Dict[str, str] = {}
+        ignore_above: Dict[str, Optional[int]] = {}
+        _flatten_types(self.properties, "", types, ignore_above)
+        # New objects, never changed in place: an AnalysedDoc keeps the ``types`` it was read with,
+        # and the walk plans are rebuilt for a new one.
+        self.types, self.ignore_above = types, ignore_above
         self.version += 1
         return sorted(set(self.types) - before)
 
@@ -341,64 +353,115 @@ class FieldScope:
         return cls(whole, frozenset(walk))
 
 
+# --- the walk -------------------------------------------------------------------------------------
+
+# A plan node: (kind code, path, chain: the path and its ancestors (what a value marks present),
+# the text field's ``.keyword`` sub-field or None, the ``ignore_above`` of the keyword (sub-)field,
+# children: key -> node of an object field or None).  Tuples: the native walk reads them by index.
+PlanNode = Tuple[int, str, Tuple[str, ...], Optional[str], Optional[int], Optional[Dict[str, Any]]]
+KIND_CODES = {TEXT: 1, KEYWORD: 2, LONG: 3, FLOAT: 4, DATE: 5, BOOLEAN: 6, OBJECT: 7}  # as _analysis.c's K_*
+_K_TEXT, _K_KEYWORD, _K_LONG, _K_FLOAT, _K_DATE, _K_BOOLEAN, _K_OBJECT = range(1, 8)
+_PLANS_KEPT = 32  # scopes change when queries come and go; older plans are dropped past this many
+
+
+def plan_of(model: FieldModel, scope: Optional[FieldScope] = None) -> Dict[str, PlanNode]:
+    """The walk plan of ``model`` (restricted to ``scope``): top-level key -> node, cached per scope."""
+    if model._plans_of is not model.types:
+        model._plans = {}
+        model._plans_of = model.types
+    plan = model._plans.get(scope)
+    if plan is None:
+        if len(model._plans) >= _PLANS_KEPT:
+            model._plans.clear()
+        plan = model._plans[scope] = build_plan(model.types, model.ignore_above, scope)
+    return plan
+
+
+def build_plan(types: Mapping[str, str], limits: Mapping[str, Optional[int]], scope: Optional[FieldScope]) -> Dict[str, PlanNode]:
+    """Top-level key -> node for the fields the walk reads: every path of ``types`` it can reach (each
+    key non-empty, without a dot, not internal; every ancestor an object) whose kind it indexes, and
+    with a ``scope`` only the paths it names (and below those in ``scope.whole``)."""
+    below: Dict[str, List[Tuple[str, str]]] = {}
+    for path in types:
+        parent, _, key = path.rpartition(".")
+        if key and not key.startswith(INTERNAL_PREFIX):
+            below.setdefault(parent, []).append((key, path))
+
+    def children(parent: str, inner: Optional[FieldScope]) -> Dict[str, PlanNode]:
+        out: Dict[str, PlanNode] = {}
+        for key, path in below.get(parent, ()):
+            code = KIND_CODES.get(types[path], 0)
+            if code == 0 or (inner is not None and path not in inner.walk):
+                continue
+            sub_scope = None if inner is None or path in inner.whole else inner
+            keyword: Optional[str] = None
+            limit: Optional[int] = None
+            if code == _K_TEXT:
+                if path + KEYWORD_SUFFIX in types:
+                    keyword = path + KEYWORD_SUFFIX
+                    limit = limits.get(keyword)
+            elif code == _K_KEYWORD:
+                limit = limits.get(path)
+            nested = children(path, sub_scope) if code == _K_OBJECT else None
+            out[key] = (code, path, _chain(path), keyword, limit, nested)
+        return out
+
+    return children("", scope)
+
+
+def _chain(path: str) -> Tuple[str, ...]:
+    chain = [path]
+    while "." in path:
+        path = path.rsplit(".", 1)[0]
+        chain.append(path)
+    return tuple(chain)
+
+
 def analyse_document(document: Mapping[str, Any], model: FieldModel, scope: Optional[FieldScope] = None) -> AnalysedDoc:
     """Read ``document`` as Elasticsearch indexes it with ``model`` (unmappable values left out).
 
     With a ``scope`` only the fields it names are read; the rest of the document is skipped.
     """
     doc = AnalysedDoc(types=model.types)
-    text_next: Dict[str, int] = {}
-    if _is_object(document):
-        _walk(document, "", model.types, model.ignore_above, doc, text_next, scope)
+    plan = plan_of(model, scope)
+    if _native is not None:
+        _native.analyse(document, plan, doc.tokens, doc.keywords, doc.numbers, doc.dates, doc.booleans, doc.present)
+    elif _is_object(document):
+        _walk_plan(document, plan, doc, {})
     return doc
 
 
-def _walk(
-    obj: Mapping[str, Any], prefix: str, types: Mapping[str, str], limits: Mapping[str, Optional[int]], doc: AnalysedDoc,
-    text_next: Dict[str, int], scope: Optional[FieldScope],
-) -> None:
+def python_analyse_document(document: Mapping[str, Any], model: FieldModel, scope: Optional[FieldScope] = None) -> AnalysedDoc:
+    """:func:`analyse_document` by the pure-Python walk (the reference of the native one)."""
+    doc = AnalysedDoc(types=model.types)
+    if _is_object(document):
+        _walk_plan(document, plan_of(model, scope), doc, {})
+    return doc
+
+
+def _walk_plan(obj: Mapping[str, Any], plan: Mapping[str, PlanNode], doc: AnalysedDoc, text_next: Dict[str, int]) -> None:
     for key, value in obj.items():
-        if not isinstance(key, str) or not key or "." in key or key.startswith(INTERNAL_PREFIX):
-            continue
-        path = prefix + key
-        inner = scope
-        if scope is not None:
-            if path not in scope.walk:
-                continue
-            if path in scope.whole:
-                inner = None
-        kind = types.get(path)
-        if kind is None:
-            continue
-        for item in value if isinstance(value, list) else (value,):
-            _add_value(item, path, kind, types, limits, doc, text_next, inner)
+        node = plan.get(key)
+        if node is not None:
+            _add_value(value, node, doc, text_next)
 
 
-def _mark_present(path: str, doc: AnalysedDoc) -> None:
-    doc.present.add(path)
-    while "." in path:
-        path = path.rsplit(".", 1)[0]
-        doc.present.add(path)
-
-
-def _add_value(
-    item: Any, path: str, kind: str, types: Mapping[str, str], limits: Mapping[str, Optional[int]], doc: AnalysedDoc,
-    text_next: Dict[str, int], scope: Optional[FieldScope] = None,
-) -> None:
+def _add_value(item: Any, node: PlanNode, doc: AnalysedDoc, text_next: Dict[str, int]) -> None:
     if item is None:
         return
     if isinstance(item, list):  # nested arrays are flattened
         for sub in item:
-            _add_value(sub, path, kind, types, limits, doc, text_next, scope)
+            _add_value(sub, node, doc, text_next)
         return
-    if kind == OBJECT:
+    kind, path, chain, keyword_path, limit, children = node
+    if kind == _K_OBJECT:
         if _is_object(item):
-            _walk(item, path + ".", types, limits, doc, text_next, scope)
+            _walk_plan(item, children, doc, text_next)  # type: ignore[arg-type]
         return
     if _is_object(item):
         return
-    if kind == TEXT:
-        text = text_of(item)
+    if kind == _K_TEXT:
+        text = item if isinstance(item, str) else text_of(item)
         start = text_next.get(path)
         start = 0 if start is None else start + POSITION_GAP
         tokens = analyze_cached(text)
@@ -406,36 +469,49 @@ def _add_value(
         for offset, token in enumerate(tokens):
             postings.setdefault(token, []).append(start + offset)
         text_next[path] = start + len(tokens)
-        _mark_present(path, doc)
-        keyword_path = path + KEYWORD_SUFFIX
-        if keyword_path in types and within(text, limits.get(keyword_path)):
+        doc.present.update(chain)
+        if keyword_path is not None and within(text, limit):
             doc.keywords.setdefault(keyword_path, []).append(text)
             doc.present.add(keyword_path)
         return
-    if kind == KEYWORD:
-        text = text_of(item)
-        if within(text, limits.get(path)):
+    if kind == _K_KEYWORD:
+        text = item if isinstance(item, str) else text_of(item)
+        if within(text, limit):
             doc.keywords.setdefault(path, []).append(text)
-            _mark_present(path, doc)
+            doc.present.update(chain)
         return
-    if kind == LONG:
+    if kind == _K_LONG:
         number: Optional[float] = parse_long(item)
-    elif kind == FLOAT:
+    elif kind == _K_FLOAT:
         number = parse_float(item)
-    elif kind == DATE:
+    elif kind == _K_DATE:
         millis = parse_date(item)
         if millis is not None:
             doc.dates.setdefault(path, []).append(millis)
-            _mark_present(path, doc)
+            doc.present.update(chain)
         return
-    elif kind == BOOLEAN:
+    elif kind == _K_BOOLEAN:
         flag = parse_boolean(item)
         if flag is not None:
             doc.booleans.setdefault(path, []).append(flag)
-            _mark_present(path, doc)
+            doc.present.update(chain)
         return
     else:
         return
     if number is not None:
         doc.numbers.setdefault(path, []).append(number)
-        _mark_present(path, doc)
+        doc.present.update(chain)
+
+
+try:
+    from beater.percolator.embedded import _analysis as _native
+except ImportError:  # built without a C compiler: the pure-Python walk, same answers
+    _native = None
+else:
+    # What the native walk leaves to Python: values of unusual types, dates not ISO 8601 in ASCII.
+    _native.configure(
+        text_of=text_of, parse_long=parse_long, parse_float=parse_float, parse_date=parse_date,
+        parse_boolean=parse_boolean, is_object=_is_object, within=within, position_gap=POSITION_GAP,
+    )
+
+NATIVE = _native is not None
