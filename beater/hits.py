@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import secrets
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
+
+import orjson
 
 Hit = Dict[str, Any]
 
@@ -43,9 +47,43 @@ def encode_hit(hit: Any) -> bytes:
     """One hit as compact UTF-8 JSON: the bytes a tail writes, and what the replay store keeps.
 
     The Tailor encodes live hits with this same function, so a replayed hit and a live one are
-    the same bytes.
+    the same bytes.  orjson writes what ``json.dumps(separators=(",", ":"), ensure_ascii=False)``
+    writes, several times faster, except small floats (``0.00001`` for ``1e-05``, ``1e-7`` for
+    ``1e-07``) and NaN or infinities (``null``); a hit that may hold one, or that orjson refuses
+    (an integer past 64 bits, a lone surrogate), is written by ``json``.
     """
+    try:
+        data = orjson.dumps(hit)
+    except TypeError:  # orjson.JSONEncodeError: an integer past 64 bits, a lone surrogate, a non-JSON value
+        return json_encode_hit(hit)
+    if (b"0.0000" in data or (b"e-" in data and _ONE_DIGIT_EXPONENT.search(data) is not None)
+            or (b"null" in data and _non_finite(hit))):
+        return json_encode_hit(hit)
+    return data
+
+
+_ONE_DIGIT_EXPONENT = re.compile(rb"[0-9]e-[0-9](?![0-9])")
+"""orjson's ``1e-7`` where json writes ``1e-07`` (a string such as "1e-5" only costs the slow path)."""
+
+
+def json_encode_hit(hit: Any) -> bytes:
+    """:func:`encode_hit` by the standard library: the reference its fast path is held equal to."""
     return json.dumps(hit, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether a float NaN or infinity sits anywhere in ``value`` (orjson writes those as null)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if type(node) is float:
+            if not math.isfinite(node):
+                return True
+        elif type(node) is dict:
+            stack.extend(node.values())
+        elif type(node) in (list, tuple):
+            stack.extend(node)
+    return False
 
 
 def received_ms(received: str) -> int:
