@@ -30,7 +30,7 @@ def make_percolator(settings: Settings) -> Percolator:
     if settings.percolator == "elasticsearch":
         from beater.percolator.elasticsearch import ElasticsearchPercolator
 
-        return ElasticsearchPercolator(settings.es_url, mappings=settings.index_mappings)
+        return ElasticsearchPercolator(settings.es_url, mappings=settings.index_mappings, shards=settings.es_shards, replicas=settings.es_replicas)
     from beater.percolator.embedded import EmbeddedPercolator
 
     return EmbeddedPercolator(settings.data_dir / "registrations.sqlite3", mappings=settings.index_mappings)

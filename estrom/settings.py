@@ -49,13 +49,24 @@ OPTIONS = (
         "how the Beater and Tailor reach the router: rawsocket (WAMP over plain TCP on the router's port; "
         "less work per message) or websocket",
     ),
+    # A router node of a cluster (router/config.py): rlinks to its peers, which link in with their node keys.
+    Option("router_peers", "", "other router nodes whose realm this one spans, comma-separated ws://HOST:PORT/PATH "
+                               "(their --router-url) or rs://HOST:PORT (RawSocket: less work per event); empty: one node"),
+    Option("router_node_key_dir", "", "directory of this router node's key pair, key.priv and key.pub, created on first "
+                                      "use (empty: <data-dir>/crossbar); `estrom router-key` prints the public key"),
+    Option("router_peer_keys", "", "public keys the peers link in with, comma-separated: 64 hex digits each, or a file "
+                                   "(a peer's key.pub, or one key a line)"),
     Option("tailor_host", "127.0.0.1", "interface the Tailor's HTTP API listens on"),
     Option("tailor_port", "8000", "port of the Tailor's HTTP API"),
     Option("beater_host", "127.0.0.1", "interface the Beater's HTTP ingest API listens on"),
     Option("beater_port", "8001", "port of the Beater's HTTP ingest API"),
     Option("data_dir", "./.estrom", "directory for registrations, secrets and router state"),
     Option("percolator", "embedded", "percolator backend: embedded or elasticsearch"),
-    Option("es_url", "http://127.0.0.1:9200", "Elasticsearch URL (with --percolator elasticsearch)"),
+    Option("es_url", "http://127.0.0.1:9200",
+           "Elasticsearch (7.17, 8.x, 9.x) or OpenSearch 2.x URL (with --percolator elasticsearch); several nodes' URLs of one "
+           "cluster, comma-separated, to fail over between them"),
+    Option("es_shards", "1", "primary shards of each percolator index the Elasticsearch backend creates"),
+    Option("es_replicas", "0", "replicas of each shard of those percolator indexes (1 or more for a cluster that survives a node)"),
     Option(
         "mappings", "",
         "JSON file of explicit index mappings, {index: {\"dynamic\": ..., \"properties\": {...}}} "
@@ -114,6 +125,9 @@ class Settings:
 
     router_url: str = "ws://127.0.0.1:8080/ws"
     service_transport: str = "rawsocket"
+    router_peers: str = ""
+    router_node_key_dir: str = ""
+    router_peer_keys: str = ""  # the keys themselves, comma-separated (files already read): children get the same
     tailor_host: str = "127.0.0.1"
     tailor_port: int = 8000
     beater_host: str = "127.0.0.1"
@@ -121,6 +135,8 @@ class Settings:
     data_dir: Path = Path("./.estrom")
     percolator: str = "embedded"
     es_url: str = "http://127.0.0.1:9200"
+    es_shards: int = 1
+    es_replicas: int = 0
     mappings: str = ""
     index_mappings: Dict[str, IndexMapping] = field(default_factory=dict)
     batch_size: int = 500
@@ -210,6 +226,22 @@ class Settings:
         """The WebSocket path of the router (from ``router_url``), without its leading slash."""
         return urlparse(self.router_url).path.lstrip("/") or "ws"
 
+    def peers(self) -> "Any":
+        """The other router nodes of the cluster (``router.config.Peer``; validated by ``resolve``)."""
+        from router.config import parse_peers
+
+        return parse_peers(self.router_peers)
+
+    @property
+    def peer_keys(self) -> Tuple[str, ...]:
+        """The public keys the peers link in with (hex; validated by ``resolve``)."""
+        return tuple(key for key in self.router_peer_keys.split(",") if key)
+
+    @property
+    def node_key_dir(self) -> Path:
+        """Where this router node's key pair lives."""
+        return Path(self.router_node_key_dir) if self.router_node_key_dir else self.data_dir / "crossbar"
+
     def ticket(self, role: str) -> str:
         """The WAMP ticket of a service role (``beater`` or ``tailor``)."""
         return self.tickets[role]
@@ -239,9 +271,11 @@ def resolve(args: Optional[argparse.Namespace] = None, environ: Mapping[str, str
         raise SystemExit(f"estrom: --mappings: {e}") from None
     _check_kafka(raw)
     _check_logging(raw)
+    _check_elasticsearch(raw)
     return Settings(
         router_url=raw["router_url"],
         service_transport=raw["service_transport"],
+        **_cluster_settings(raw),
         tailor_host=raw["tailor_host"],
         tailor_port=_int(raw, "tailor_port"),
         beater_host=raw["beater_host"],
@@ -249,6 +283,8 @@ def resolve(args: Optional[argparse.Namespace] = None, environ: Mapping[str, str
         data_dir=data_dir,
         percolator=raw["percolator"],
         es_url=raw["es_url"],
+        es_shards=_int(raw, "es_shards"),
+        es_replicas=_int(raw, "es_replicas"),
         mappings=mappings_path,
         index_mappings=index_mappings,
         batch_size=_int(raw, "batch_size"),
@@ -277,6 +313,30 @@ def resolve(args: Optional[argparse.Namespace] = None, environ: Mapping[str, str
         tickets=load_tickets(data_dir, environ),
         **_auth_settings(raw, environ),
     )
+
+
+def _cluster_settings(raw: Mapping[str, str]) -> Dict[str, Any]:
+    """The ``router_*`` cluster fields of ``Settings`` (peer keys read from their files); SystemExit naming the flag."""
+    from router.config import ClusterSettingError, parse_peer_keys, parse_peers
+
+    def bad(name: str, message: str) -> SystemExit:
+        option = next(o for o in OPTIONS if o.name == name)
+        return SystemExit(f"estrom: {option.flag} / ${option.env}: {message}")
+
+    try:
+        parse_peers(raw["router_peers"])
+    except ClusterSettingError as e:
+        raise bad("router_peers", str(e)) from None
+    try:
+        keys = ",".join(parse_peer_keys(raw["router_peer_keys"]))
+    except ClusterSettingError as e:
+        raise bad("router_peer_keys", str(e)) from None
+    key_dir = raw["router_node_key_dir"].strip()
+    return {
+        "router_peers": raw["router_peers"].strip(),
+        "router_node_key_dir": str(Path(key_dir).expanduser().resolve()) if key_dir else "",
+        "router_peer_keys": keys,
+    }
 
 
 def _auth_settings(raw: Mapping[str, str], environ: Mapping[str, str]) -> Dict[str, Any]:
@@ -350,6 +410,21 @@ def _check_kafka(raw: Mapping[str, str]) -> None:
         raise bad("kafka_registrations_topic", f"{registrations!r} is not a Kafka topic name")
     if registrations in topics or registrations == dead_letters:
         raise bad("kafka_registrations_topic", f"{registrations!r} is also consumed or the dead-letter topic: give it a topic of its own")
+
+
+def _check_elasticsearch(raw: Mapping[str, str]) -> None:
+    """SystemExit with the flag named if an Elasticsearch backend setting cannot work."""
+    for name, least in (("es_shards", 1), ("es_replicas", 0)):
+        option = next(o for o in OPTIONS if o.name == name)
+        if _int(raw, name) < least:
+            raise SystemExit(f"estrom: {option.flag} / ${option.env} must be an integer >= {least}, not {raw[name]!r}")
+    if raw["percolator"] != "elasticsearch":
+        return
+    for url in (part.strip() for part in raw["es_url"].split(",")):
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise SystemExit(f"estrom: --es-url / $ESTROM_ES_URL: {url!r} is not an http(s) URL "
+                             "(several nodes: http://host:port,http://host:port)")
 
 
 def _check_logging(raw: Mapping[str, str]) -> None:

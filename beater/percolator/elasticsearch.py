@@ -45,12 +45,24 @@ back-off; after the last retry the call fails with BackendUnavailable (HTTP
 ingest answers 503, nothing is acknowledged that was not percolated) and
 :attr:`ElasticsearchPercolator.healthy` is False until a request succeeds.  A
 query Elasticsearch refuses at registration is InvalidQuery with its reason.
+With several node URLs (``--es-url http://a:9200,http://b:9200``) a failed
+attempt goes on to the next node at once, and the back-off starts only once
+every node has failed in a row; the node that answered is kept.  A search that
+some shards did not answer (a node died under it) is retried, never taken with
+fewer hits.  New percolator indexes get ``--es-shards`` primaries with
+``--es-replicas`` replicas each.
+
+OpenSearch 2.x answers the same REST calls alike but for one bug: a mapping
+update makes it forget ``index.percolator.map_unmapped_fields_as_text`` (see
+OPENSEARCH_LOST_SETTING), so on OpenSearch the percolator index is closed and
+opened again after each mapping update (tests/differential/test_servers.py pins it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import treq
@@ -61,6 +73,7 @@ from twisted.web.client import HTTPConnectionPool
 
 from beater.errors import BackendUnavailable, DocumentRefused, EstromError, InvalidQuery
 from beater.mappings import IndexMapping, MappingError, field_kinds
+from beater.percolator.embedded.analysis import standard_tokens
 from beater.percolator.mapping import mapping_for_documents, merge_properties
 from beater.registration import Registration, make_registration
 
@@ -98,12 +111,13 @@ def stored_query(registration: Registration) -> Dict[str, Any]:
     return dict(source)
 
 
-def index_body(configured: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """Settings and base mapping of a new percolator index, with the ``configured`` properties if any."""
+def index_body(configured: Optional[Mapping[str, Any]] = None, shards: int = 1, replicas: int = 0) -> Dict[str, Any]:
+    """Settings and base mapping of a new percolator index, with the ``configured`` properties if any,
+    ``shards`` primaries and ``replicas`` copies of each (``--es-shards`` / ``--es-replicas``)."""
     return {
         "settings": {
-            "number_of_shards": 1,
-            "number_of_replicas": 0,
+            "number_of_shards": shards,
+            "number_of_replicas": replicas,
             "index.percolator.map_unmapped_fields_as_text": True,
             "index.mapping.ignore_malformed": True,
             "index.mapping.total_fields.limit": 10_000,
@@ -164,6 +178,94 @@ def _conform_value(value: Any, mapping: Mapping[str, Any]) -> Any:
     return value
 
 
+# Highlight tags: private-use characters no analyzer keeps in a token (control characters are not safe:
+# Elasticsearch 7.17 mangles a \u0002 post tag).
+PRE_TAG, POST_TAG = "\ue000", "\ue001"
+_SLOT_KEY = re.compile(r"(\d+)_(.+)", re.DOTALL)
+_TAGGED = re.compile(re.escape(PRE_TAG) + "(.*?)" + re.escape(POST_TAG), re.DOTALL)
+
+
+def field_type(properties: Mapping[str, Any], path: str) -> Optional[str]:
+    """The mapped type of a dotted ``path`` (``user.keyword`` through the multi-field), None if unmapped."""
+    mapping: Optional[Mapping[str, Any]] = None
+    scope: Mapping[str, Any] = properties
+    for part in path.split("."):
+        if part in scope:
+            mapping = scope[part]
+        elif mapping is not None and part in mapping.get("fields", {}):
+            mapping = mapping["fields"][part]
+        else:
+            return None
+        scope = mapping.get("properties", {})
+    return None if mapping is None else str(mapping.get("type", "object"))
+
+
+def field_terms(kind: Optional[str], fragments: Sequence[str]) -> List[str]:
+    """The highlighted terms of one field's fragments: standard-analyzer tokens of each tagged span of a
+    text field, the whole (untagged) value of a keyword field; sorted, distinct."""
+    terms: Set[str] = set()
+    for fragment in fragments:
+        if kind == "keyword":
+            terms.add(fragment.replace(PRE_TAG, "").replace(POST_TAG, ""))
+        else:
+            for span in _TAGGED.findall(fragment):
+                terms.update(standard_tokens(span))
+    return sorted(terms)
+
+
+def highlights_of(hit: Mapping[str, Any], count: int, properties: Mapping[str, Any]) -> List[Dict[str, List[str]]]:
+    """One stored query's percolate hit as ``count`` per-document highlights (``{}`` where it did not match).
+
+    Elasticsearch 7.17 names a field's highlight ``<slot>_<field>`` when several documents were
+    percolated and plain ``<field>`` when only one was (checked on a live node)."""
+    out: List[Dict[str, List[str]]] = [{} for _ in range(count)]
+    matched = set((hit.get("fields") or {}).get("_percolator_document_slot", [0]))
+    for key, fragments in (hit.get("highlight") or {}).items():
+        slot, path = 0, key
+        if count > 1:
+            m = _SLOT_KEY.fullmatch(key)
+            if m is None:
+                continue
+            slot, path = int(m.group(1)), m.group(2)
+        terms = field_terms(field_type(properties, path), fragments)
+        if terms and slot in matched and 0 <= slot < count:
+            out[slot][path] = terms
+    return [dict(sorted(h.items())) for h in out]
+
+
+def node_urls(url: str) -> List[str]:
+    """The node URLs of ``--es-url``: one, or several comma-separated (the same cluster, tried in turn)."""
+    urls = [part.strip().rstrip("/") for part in url.split(",") if part.strip()]
+    if not urls:
+        raise ValueError(f"no Elasticsearch URL in {url!r}")
+    return urls
+
+
+# Refusals that say "not now" rather than "never": the index is being closed and reopened (the
+# OpenSearch repair below, by this Beater or another), so the request is retried like a 503.
+RETRYABLE_ERRORS = frozenset({"index_closed_exception"})
+
+
+def failed_shards(payload: Any) -> Optional[str]:
+    """Why a search answered for only some of its shards (a node died mid-search), None if all answered.
+
+    Such an answer is 200 with fewer hits: taken as it is, matches would be lost, so it is retried."""
+    shards = payload.get("_shards") if isinstance(payload, dict) else None
+    if not isinstance(shards, dict) or not shards.get("failed"):
+        return None
+    failures = shards.get("failures") or [{}]
+    reason = (failures[0].get("reason") or {}) if isinstance(failures[0], dict) else {}
+    detail = reason.get("reason") or reason.get("type") or "unknown reason" if isinstance(reason, dict) else str(reason)
+    return f"{shards['failed']} of {shards.get('total', '?')} shards failed ({detail})"
+
+
+# OpenSearch (2.19 at least) forgets index.percolator.map_unmapped_fields_as_text when a mapping update
+# rebuilds the percolator field (opensearch-project/OpenSearch#21072): queries on unmapped fields are then
+# refused with this reason, default-field queries fail or silently match nothing.  Closing and reopening
+# the index reads the setting again.
+OPENSEARCH_LOST_SETTING = "No field mapping can be found for the field with name"
+
+
 class ElasticsearchError(Exception):
     """Elasticsearch answered with an error status."""
 
@@ -209,15 +311,23 @@ class ElasticsearchPercolator:
         timeout: float = 20.0,
         deadline: float = 30.0,
         mappings: Optional[Mapping[str, IndexMapping]] = None,
+        shards: int = 1,
+        replicas: int = 0,
     ) -> None:
-        """``retries`` with exponential ``backoff`` (capped at 5 s), each request ``timeout`` seconds,
-        no new attempt once ``deadline`` seconds have passed since the first one; ``mappings`` are the
-        configured mappings of the indexes that have one."""
+        """``url``: one node's URL or several, comma-separated (nodes of one cluster: a request that
+        cannot reach one goes on to the next at once).  ``retries`` with exponential ``backoff``
+        (capped at 5 s) once every node failed, each request ``timeout`` seconds, no new attempt once
+        ``deadline`` seconds have passed since the first one; ``mappings`` are the configured mappings
+        of the indexes that have one; ``shards`` and ``replicas`` of the percolator indexes it creates."""
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
             reactor = default_reactor
-        self.url = url.rstrip("/")
+        self.urls = node_urls(url)
+        self.url = self.urls[0]  # the node requests go to now; the next one after it fails
+        self.shards = shards
+        self.replicas = replicas
+        self.opensearch: Optional[bool] = None  # known after the first GET /: OpenSearch needs the repair after mapping updates
         self.reactor = reactor
         self.retries = retries
         self.backoff = backoff
@@ -237,7 +347,9 @@ class ElasticsearchPercolator:
     async def _request(
         self, method: str, path: str, body: Any = None, ok_missing: bool = False, ndjson: Optional[bytes] = None
     ) -> Any:
-        """One JSON request with retries and back-off on connection failures, 429 and 5xx answers."""
+        """One JSON request with retries and back-off on connection failures, 429 and 5xx answers (and a
+        search some shards did not answer); each failure moves on to the next node URL, and only once
+        every node has failed in a row is there a back-off."""
         if ndjson is not None:
             data: Optional[bytes] = ndjson
             content_type = b"application/x-ndjson"
@@ -246,11 +358,13 @@ class ElasticsearchPercolator:
             content_type = b"application/json"
         delay = self.backoff
         give_up = self.reactor.seconds() + self.deadline
-        for attempt in range(self.retries + 1):
+        attempt = failed_in_a_row = 0
+        while True:
+            url = self.url
             try:
                 response = await treq.request(
                     method,
-                    self.url + path,
+                    url + path,
                     data=data,
                     headers={b"Content-Type": [content_type], b"Accept": [b"application/json"]},
                     timeout=self.timeout,
@@ -267,9 +381,14 @@ class ElasticsearchPercolator:
                     return None
                 if response.code >= 500 or response.code == 429:
                     raise ElasticsearchError(response.code, payload)
+                if response.code < 400 and "/_search" in path and failed_shards(payload):
+                    raise ElasticsearchError(503, {"error": {"type": "shard_failures", "reason": failed_shards(payload)}})
+                error = ElasticsearchError(response.code, payload)
+                if response.code >= 400 and error.error_type in RETRYABLE_ERRORS:
+                    raise ElasticsearchError(503, payload)
                 self.healthy = True
                 if response.code >= 400:
-                    raise ElasticsearchError(response.code, payload)
+                    raise error
                 return payload
             except ElasticsearchError as e:
                 if e.status < 500 and e.status != 429:
@@ -277,16 +396,26 @@ class ElasticsearchPercolator:
                 failure: Exception = e
             except Exception as e:  # connection refused, timeout, DNS
                 failure = e
+            failed_in_a_row += 1
+            if len(self.urls) > 1:
+                self.url = self.urls[(self.urls.index(url) + 1) % len(self.urls)] if url in self.urls else self.urls[0]
+                if failed_in_a_row % len(self.urls):  # a node not tried since the last success: at once
+                    log.warn(
+                        "Elasticsearch request {method} {path} failed at {url} ({failure}); trying {next}",
+                        method=method, path=path, url=url, failure=failure, next=self.url,
+                    )
+                    continue
             self.healthy = False
             if attempt == self.retries or self.reactor.seconds() + delay > give_up:
-                raise BackendUnavailable(f"Elasticsearch at {self.url} is unavailable: {failure}")
+                where = url if len(self.urls) == 1 else ", ".join(self.urls)
+                raise BackendUnavailable(f"Elasticsearch at {where} is unavailable: {failure}")
             log.warn(
                 "Elasticsearch request {method} {path} failed ({failure}); retrying in {delay:.1f} s",
                 method=method, path=path, failure=failure, delay=delay,
             )
             await task.deferLater(self.reactor, delay, lambda: None)
             delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")
+            attempt += 1
 
     # --- Percolator protocol ---------------------------------------------------------------------
 
@@ -297,6 +426,7 @@ class ElasticsearchPercolator:
     async def _start(self) -> None:
         info = await self._request("GET", "/")
         version = (info or {}).get("version", {})
+        self.opensearch = version.get("distribution") == "opensearch"
         log.info(
             "Elasticsearch percolator at {url}: {dist} {number}",
             url=self.url, dist=version.get("distribution", "elasticsearch"), number=version.get("number"),
@@ -307,24 +437,33 @@ class ElasticsearchPercolator:
     async def _ensure_index(self, index: str) -> None:
         if index in self._ready_indexes:
             return
+        if self.opensearch is None:  # not started (a test, a tool): which product decides the mapping updates
+            info = await self._request("GET", "/")
+            self.opensearch = ((info or {}).get("version") or {}).get("distribution") == "opensearch"
         name = percolator_index(index)
         configured = self.mappings.get(index)
         properties = dict(configured.properties) if configured is not None else {}
         existing = await self._request("GET", f"/{name}/_mapping", ok_missing=True)
         if existing is None:
             try:
-                await self._request("PUT", f"/{name}", index_body(properties))
+                await self._request("PUT", f"/{name}", index_body(properties, self.shards, self.replicas))
             except ElasticsearchError as e:
                 if "resource_already_exists_exception" not in json.dumps(e.body):
                     raise
         else:
+            wanted = {MAPPING_FIELD: {"type": "keyword"}, **properties}
+            held = next(iter(existing.values()))["mappings"].get("properties", {})
+            lacking = any(held.get(key) != value for key, value in wanted.items())
             try:  # an index made before the mapping was configured (or changed): add what it lacks
-                await self._request("PUT", f"/{name}/_mapping", {"properties": {MAPPING_FIELD: {"type": "keyword"}, **properties}})
+                if lacking:
+                    await self._request("PUT", f"/{name}/_mapping", {"properties": wanted})
             except ElasticsearchError as e:
                 raise MappingError(
                     f"the percolator index {name} exists with a mapping that conflicts with the configured mapping "
                     f"of index {index!r} ({e.reason}); delete it to store the queries again under the new mapping"
                 ) from None
+            if lacking:
+                await self._after_mapping_update(name)
         existing = await self._request("GET", f"/{name}/_mapping")
         properties = next(iter(existing.values()))["mappings"].get("properties", {})
         self._mapped[index] = dict(properties)
@@ -394,6 +533,10 @@ class ElasticsearchPercolator:
                 return False  # same id = same canonical query on the same index: already stored
             if e.status == 404 and e.error_type == "index_not_found_exception" and again:
                 self._ready_indexes.discard(registration.index)  # deleted behind our back
+                return await self._register(registration, again=False)
+            if self.opensearch and OPENSEARCH_LOST_SETTING in e.reason and again:
+                await self._reopen(name)  # a mapping update (of another Beater?) made it forget unmapped fields
+                await self._reextract(registration.index)
                 return await self._register(registration, again=False)
             raise InvalidQuery(f"Elasticsearch refused the query: {e.reason}", part=json.dumps(doc[QUERY_FIELD])) from None
         return True
@@ -469,12 +612,16 @@ class ElasticsearchPercolator:
     async def _percolate(self, index: str, documents: Sequence[Mapping[str, Any]]) -> List[List[str]]:
         if not documents:
             return []
-        await self._ensure_index(index)
-        await self._update_mapping(index, documents)
-        properties = self._mapped[index]
-        conformed = [conform(document, properties) for document in documents]
+        conformed = await self._conformed(index, documents)
         try:
-            return await self._percolate_request(index, conformed)
+            try:
+                return await self._percolate_request(index, conformed)
+            except ElasticsearchError as e:
+                if not (self.opensearch and OPENSEARCH_LOST_SETTING in e.reason):
+                    raise
+                await self._reopen(percolator_index(index))  # another Beater's mapping update: repair, once more
+                await self._reextract(index)
+                return await self._percolate_request(index, conformed)
         except ElasticsearchError as e:
             if e.error_type == "index_not_found_exception":
                 self._ready_indexes.discard(index)
@@ -482,6 +629,46 @@ class ElasticsearchPercolator:
             # Refused, not unavailable (that was retried, then is BackendUnavailable): the pipeline halves the
             # batch until the document at fault is alone and answers it as that document's error.
             raise DocumentRefused(f"Elasticsearch refused the document: {e.reason}") from None
+
+    async def _conformed(self, index: str, documents: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+        """``documents`` as they are percolated: the fields they show first mapped, then conformed to the mapping."""
+        await self._ensure_index(index)
+        await self._update_mapping(index, documents)
+        properties = self._mapped[index]
+        return [conform(document, properties) for document in documents]
+
+    def highlight(self, registration: Registration, documents: Sequence[Mapping[str, Any]]) -> "Deferred[List[Dict[str, List[str]]]]":
+        """Per document, the terms Elasticsearch's highlighter marks for the registration's stored query.
+
+        One ``_search`` on the percolator index: the stored query (by id) percolating the documents, with
+        whole-value highlighting (``number_of_fragments: 0``) of every field.  Elasticsearch highlights
+        text and keyword fields only: numbers, dates and booleans a query matched are not listed."""
+        return ensureDeferred(self._highlight(registration, documents))
+
+    async def _highlight(self, registration: Registration, documents: Sequence[Mapping[str, Any]]) -> List[Dict[str, List[str]]]:
+        if not documents:
+            return []
+        index = registration.index
+        conformed = await self._conformed(index, documents)
+        body = {
+            "query": {"bool": {"filter": [{"ids": {"values": [registration.id]}}],
+                               "must": [{"percolate": {"field": QUERY_FIELD, "documents": conformed}}]}},
+            "_source": False,
+            "size": 1,
+            "track_total_hits": False,
+            "highlight": {"fields": {"*": {}}, "number_of_fragments": 0, "pre_tags": [PRE_TAG], "post_tags": [POST_TAG]},
+        }
+        try:
+            answer = await self._request("POST", f"/{percolator_index(index)}/_search", body)
+        except ElasticsearchError as e:
+            if e.error_type == "index_not_found_exception":
+                self._ready_indexes.discard(index)
+                return [{} for _ in documents]
+            raise DocumentRefused(f"Elasticsearch cannot highlight the documents: {e.reason}") from None
+        hits = answer["hits"]["hits"]
+        if not hits:
+            return [{} for _ in documents]
+        return highlights_of(hits[0], len(documents), self._mapped[index])
 
     async def _percolate_request(self, index: str, documents: List[Dict[str, Any]]) -> List[List[str]]:
         matches: List[List[str]] = [[] for _ in documents]
@@ -533,7 +720,20 @@ class ElasticsearchPercolator:
             await self._ensure_index(index)
         else:
             self._mapped[index] = merge_properties(self._mapped[index], new)
+        await self._after_mapping_update(percolator_index(index))
         await self._reextract(index)
+
+    async def _after_mapping_update(self, name: str) -> None:
+        """On OpenSearch, reopen the percolator index ``name`` after its mapping grew (see OPENSEARCH_LOST_SETTING)."""
+        if self.opensearch:
+            await self._reopen(name)
+
+    async def _reopen(self, name: str) -> None:
+        """Close and open ``name`` again (OpenSearch then reads its percolator settings anew); the requests
+        that meet it closed meanwhile are retried (RETRYABLE_ERRORS)."""
+        log.info("reopening {name}: OpenSearch forgets map_unmapped_fields_as_text at mapping updates", name=name)
+        await self._request("POST", f"/{name}/_close")
+        await self._request("POST", f"/{name}/_open?wait_for_active_shards=1")
 
     async def _reextract(self, index: str) -> None:
         """Re-index every stored query of ``index`` so its candidate terms follow the current mapping."""

@@ -1,4 +1,5 @@
-"""Fixtures of the differential tests: the corpus and a live Elasticsearch (ESTROM_ES_URL)."""
+"""Fixtures of the differential tests: the corpus and a live Elasticsearch (ESTROM_ES_URL), then the
+same tests again against a live OpenSearch (ESTROM_OPENSEARCH_URL)."""
 
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ def corpus() -> List[Dict[str, Any]]:
     return documents + read_ndjson(EDGE_DOCS)
 
 
-@pytest.fixture(scope="session")
-def es() -> Iterator[Es]:
-    """A client of the cluster named by ESTROM_ES_URL (the test fails if there is none)."""
-    client = Es(es_url())
+@pytest.fixture(scope="session", params=["elasticsearch", "opensearch"])
+def es(request: pytest.FixtureRequest) -> Iterator[Es]:
+    """A client of the cluster named by ESTROM_ES_URL, then of the one named by ESTROM_OPENSEARCH_URL
+    (the test fails if there is none)."""
+    client = Es(es_url(request.param))
     yield client
     client.close()

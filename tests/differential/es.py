@@ -66,17 +66,43 @@ class Es:
     def close(self) -> None:
         self.conn.close()
 
+    @property
+    def opensearch(self) -> bool:
+        """Whether the cluster is OpenSearch (asked once)."""
+        if not hasattr(self, "_opensearch"):
+            self._opensearch = self.request("GET", "/").get("version", {}).get("distribution") == "opensearch"
+        return self._opensearch
 
-def es_url() -> str:
-    """ESTROM_ES_URL, checked to answer; the test fails (never skips) otherwise."""
-    url = os.environ.get("ESTROM_ES_URL")
+    def after_mapping_update(self, name: str) -> None:
+        """What the backend does after a mapping update: on OpenSearch, close and open the index again, for
+        OpenSearch forgets index.percolator.map_unmapped_fields_as_text at mapping updates
+        (beater.percolator.elasticsearch.OPENSEARCH_LOST_SETTING)."""
+        if self.opensearch:
+            self.request("POST", f"/{name}/_close")
+            self.request("POST", f"/{name}/_open?wait_for_active_shards=1")
+
+
+# The servers the differential tests hold the embedded percolator to: (name, variable, how to start one).
+SERVERS = {
+    "elasticsearch": ("ESTROM_ES_URL", "scripts/services start elasticsearch"),
+    "opensearch": ("ESTROM_OPENSEARCH_URL", "scripts/services start opensearch"),
+}
+
+
+def es_url(server: str = "elasticsearch") -> str:
+    """The URL of ``server`` (ESTROM_ES_URL, ESTROM_OPENSEARCH_URL), checked to answer as that product;
+    the test fails (never skips) otherwise."""
+    variable, start = SERVERS[server]
+    url = os.environ.get(variable)
     if not url:
-        pytest.fail("ESTROM_ES_URL is not set: run scripts/test, or scripts/services start elasticsearch and export it")
+        pytest.fail(f"{variable} is not set: run scripts/test, or {start} and export it")
     try:
         info = Es(url).request("GET", "/")
     except (OSError, EsError, ValueError) as e:
-        pytest.fail(f"Elasticsearch at ESTROM_ES_URL={url} is unreachable: {e}")
+        pytest.fail(f"{server} at {variable}={url} is unreachable: {e}")
     assert "version" in info
+    distribution = info["version"].get("distribution", "elasticsearch")
+    assert distribution == server, f"{variable}={url} is {distribution} {info['version'].get('number')}, not {server}"
     return url
 
 
@@ -94,6 +120,7 @@ class PercolatorIndex:
         new = mapping_for_documents(documents, given) if configured is None or configured.dynamic else {}
         if new:
             es.request("PUT", f"/{self.name}/_mapping", {"properties": new})
+            es.after_mapping_update(self.name)
         mapping = es.request("GET", f"/{self.name}/_mapping")
         self.properties = next(iter(mapping.values()))["mappings"]["properties"]
 
