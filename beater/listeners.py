@@ -10,8 +10,13 @@ Two rules keep this from ever losing a document:
 
 * A registration or lookup marks its id *expected* for a grace period: a client
   subscribes right after registering, and the router sends the meta event
-  after it has acknowledged the subscription, so a document posted in between
-  must still be published.  The expectation ends when the subscription shows
+  after it has acknowledged the subscription, so a document matched in between
+  must still reach it.  Its hits are *held* (:meth:`Listeners.hold`) and
+  published the moment the subscription shows up (``on_subscribed``): the
+  subscription may not exist on this Beater's router yet when the client's
+  router has acknowledged it, because a client of another router node of a
+  cluster is subscribed here by that node's link a few ms later.  The
+  expectation ends when the subscription shows
   up (the live set covers it from then on) or after ``EXPECT_GRACE_S``: a
   register call is followed by its subscribe within milliseconds, and
   publishing for minutes to ids nobody came for (a client registering a
@@ -35,11 +40,13 @@ tell when an id last had (or was about to have) a subscriber, and
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Set
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 
 from router import contract
 
 EXPECT_GRACE_S = 10.0
+HELD_MAX = 1000
+"""Most events held for one expected id; past it the oldest go (the replay store has them all)."""
 
 
 def subscription_id_of(uri: Any) -> Optional[str]:
@@ -76,6 +83,9 @@ class Listeners:
         self._live_ids: Dict[str, int] = {}
         self._broad: Set[Any] = set()  # router subscription ids of prefix/wildcard subscriptions
         self._expected: Dict[str, float] = {}
+        self._held: Dict[str, List[Any]] = {}  # expected id -> events waiting for its subscription
+        self.on_subscribed: Optional[Callable[[str, List[Any]], None]] = None
+        """Told an id's held events (in order) when its subscription shows up: the publisher sends them."""
 
     def wants(self, subscription_id: str) -> bool:
         """Whether a hit for ``subscription_id`` may have a receiver (when in doubt: yes)."""
@@ -86,8 +96,21 @@ class Listeners:
             return False
         if until < self.clock():
             del self._expected[subscription_id]
+            self._held.pop(subscription_id, None)  # nobody came: what it matched stays in the replay store
             return False
         return True
+
+    def awaiting(self, subscription_id: str) -> bool:
+        """Whether a hit for ``subscription_id`` must wait (:meth:`hold`): it is expected, and the router has
+        not reported its subscription yet (nor any prefix or wildcard one that covers it)."""
+        return self.known and not self._broad and subscription_id not in self._live_ids and self.expecting(subscription_id)
+
+    def hold(self, subscription_id: str, event: Any) -> None:
+        """Keep one event of an awaited id until its subscription shows up (or its expectation ends)."""
+        held = self._held.setdefault(subscription_id, [])
+        held.append(event)
+        if len(held) > HELD_MAX:
+            del held[0]
 
     def records(self, subscription_id: str) -> bool:
         """Whether the replay store keeps this id's hits: wanted now, or heard within the replay horizon."""
@@ -133,6 +156,7 @@ class Listeners:
         if len(self._expected) > 100_000:  # forget the oldest expectations first
             now = self.clock()
             self._expected = {k: v for k, v in self._expected.items() if v >= now}
+            self._held = {k: v for k, v in self._held.items() if k in self._expected}
         self._hear(subscription_id)
 
     def created(self, details: Mapping[str, Any]) -> None:
@@ -147,6 +171,9 @@ class Listeners:
             self._live[router_id] = estrom_id
             self._live_ids[estrom_id] = self._live_ids.get(estrom_id, 0) + 1
             self._hear(estrom_id)
+            held = self._held.pop(estrom_id, None)
+            if held and self.on_subscribed is not None:
+                self.on_subscribed(estrom_id, held)
 
     def deleted(self, router_id: Any) -> None:
         """``wamp.subscription.on_delete``: a topic lost its last subscriber."""
@@ -173,3 +200,4 @@ class Listeners:
         self._live.clear()
         self._live_ids.clear()
         self._broad.clear()
+        self._held.clear()  # published into a dead session otherwise; the replay store has them

@@ -97,9 +97,22 @@ def make_publisher(holder: SessionHolder, listeners: Listeners) -> Callable[...,
     With ``acknowledge=True`` it answers the Deferred of the router's acknowledgement (not awaited
     here: the pipeline publishes the rest meanwhile and the submission waits for it)."""
 
+    def publish_held(subscription_id: str, events: List[List[Hit]]) -> None:
+        session = holder.session
+        if session is not None and session.is_attached():
+            for hits in events:
+                session.publish(contract.topic_for(subscription_id), hits)
+
+    listeners.on_subscribed = publish_held
+
     async def publish(subscription_id: str, hits: List[Hit], acknowledge: bool = False) -> Any:
         if not listeners.wants(subscription_id):
             return False  # nobody subscribed: the router would drop it after paying for it
+        if listeners.awaiting(subscription_id):
+            # Registered here, its subscription not on this router yet (a client of another node of a
+            # cluster is subscribed here by that node's link ms later): sent once it is (recorded already).
+            listeners.hold(subscription_id, hits)
+            return True
         session = holder.session
         if session is None or not session.is_attached():
             raise BackendUnavailable("the router is not reachable")

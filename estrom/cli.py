@@ -32,6 +32,7 @@ log = Logger(namespace="estrom.cli")  # not __name__: the children run this modu
 COMMANDS = {
     "up": "run the router, the Beater and the Tailor (embedded percolator by default)",
     "router": "run only the router (Crossbar) in the foreground",
+    "router-key": "print this router node's public key (created on first use), for its peers' --router-peer-keys",
     "beater": "run only the Beater (ingest, percolate, publish)",
     "tailor": "run only the Tailor (HTTP tails)",
 }
@@ -75,13 +76,20 @@ def check_ingest_protected(command: str, s: Settings) -> None:
 def prepare_router(cbdir: Path, s: Settings) -> Tuple[Path, Dict[str, str]]:
     """Render the router's configuration into ``cbdir``; return it and the tickets its environment must carry.
 
-    Each ingest token becomes a WAMP-ticket principal of the ``ingest`` role (:mod:`router.config`).
+    Each ingest token becomes a WAMP-ticket principal of the ``ingest`` role (:mod:`router.config`); with
+    ``--router-peers`` the node links to its peers and its key pair is put where Crossbar reads it.
     """
     from estrom.auth import SCOPE_INGEST
     from router import config as crossbar_config
 
     ingest = crossbar_config.ingest_principals(s.tokens.secrets(SCOPE_INGEST))
     rendered = crossbar_config.render(crossbar_config.load_template(), s.router_host, s.router_port, s.router_path, list(ingest))
+    try:
+        rendered = crossbar_config.cluster(rendered, s.peers(), s.peer_keys)
+    except crossbar_config.ClusterSettingError as e:
+        raise SystemExit(f"estrom: {e}") from None
+    if s.router_peers:
+        crossbar_config.install_node_key(s.node_key_dir, cbdir)
     return crossbar_config.write(rendered, cbdir), {**s.tickets, **ingest}
 
 
@@ -116,6 +124,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.command == "router":
         run_router_foreground(s)
         return
+    if args.command == "router-key":
+        from router import config as crossbar_config
+
+        print(crossbar_config.node_public_key(s.node_key_dir))
+        return
     logs.start_logging(args.command, s.log_level, s.log_format)
     from twisted.internet import reactor
 
@@ -129,6 +142,12 @@ def run_router_foreground(s: Settings) -> None:
     cbdir = s.data_dir / "crossbar"
     config_path, tickets = prepare_router(cbdir, s)
     print(f"estrom: router on {s.router_url} (realm estrom)", file=sys.stderr, flush=True)
+    if s.router_peers:
+        from router import config as crossbar_config
+
+        print(f"estrom: this node's key {crossbar_config.node_public_key(cbdir)} (its peers' --router-peer-keys)", file=sys.stderr, flush=True)
+    for peer in s.peers():
+        print(f"estrom: links to the router node at {peer.url}", file=sys.stderr, flush=True)
     process.exec_foreground(cbdir, config_path, tickets)
 
 

@@ -18,6 +18,11 @@ ROLE_ANONYMOUS = "anonymous"
 SERVICE_ROLES = (ROLE_BEATER, ROLE_TAILOR)
 ROLE_INGEST = "ingest"
 """Clients that authenticate with an ingest token as their WAMP ticket (authid ``ingest``): may call ``estrom.ingest``."""
+ROLE_PEER = "peer"
+"""Another router node of a cluster, linked in with WAMP-cryptosign and its node key (``router/config.py``): its
+link holds stand-in subscriptions of ``docs-for-*``/``counts-for-*`` and stand-in registrations of ``estrom.*``
+for the clients of its own node (``router/rlinks.py``), nothing more.  Not Crossbar's reserved ``rlink``, whose
+registrations Crossbar keeps out of the meta API: a Tailor must hear of the Beaters of other nodes."""
 
 # Procedures registered by the Beater.
 PROC_REGISTER = "estrom.register"

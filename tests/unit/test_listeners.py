@@ -130,3 +130,42 @@ def test_the_store_is_told_of_every_expected_or_subscribed_id() -> None:
     listeners.created({"id": 7, "uri": "docs-for-xyz", "match": "exact"})
     listeners.created({"id": 8, "uri": "com.example.chat", "match": "exact"})
     assert heard == ["abc", "xyz"]
+
+
+def test_hits_of_an_expected_id_wait_for_its_subscription_and_then_go_out_in_order() -> None:
+    """In a cluster the subscription of a client of another node reaches this router ms after that node
+    acknowledged it: what the id matched meanwhile is held, and handed on when the router reports it."""
+    listeners = known(Clock())
+    sent = []
+    listeners.on_subscribed = lambda sub_id, events: sent.append((sub_id, events))
+    listeners.expect("abc")
+    assert listeners.awaiting("abc")
+    listeners.hold("abc", ["hit 1"])
+    listeners.hold("abc", ["hit 2"])
+    assert sent == []
+    listeners.created({"id": 7, "uri": "docs-for-abc", "match": "exact"})
+    assert sent == [("abc", [["hit 1"], ["hit 2"]])]
+    assert not listeners.awaiting("abc") and listeners.wants("abc")
+
+
+def test_held_hits_of_an_id_nobody_came_for_are_dropped_with_its_expectation() -> None:
+    clock = Clock()
+    listeners = known(clock)
+    sent = []
+    listeners.on_subscribed = lambda sub_id, events: sent.append(events)
+    listeners.expect("abc")
+    listeners.hold("abc", ["hit"])
+    clock.now += EXPECT_GRACE_S + 1
+    assert not listeners.wants("abc") and not listeners.awaiting("abc")
+    listeners.created({"id": 7, "uri": "docs-for-abc", "match": "exact"})
+    assert sent == []
+
+
+def test_an_id_already_subscribed_or_covered_by_a_prefix_subscription_is_not_held() -> None:
+    listeners = known(Clock())
+    listeners.created({"id": 7, "uri": "docs-for-abc", "match": "exact"})
+    listeners.expect("abc")
+    assert not listeners.awaiting("abc")
+    listeners.expect("other")
+    listeners.created({"id": 9, "uri": "docs-for-", "match": "prefix"})
+    assert not listeners.awaiting("other")

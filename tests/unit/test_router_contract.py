@@ -101,3 +101,16 @@ def test_a_replay_procedure_names_its_beater() -> None:
     assert contract.beater_of_replay_procedure(contract.replay_procedure("3f2a9c1d")) == "3f2a9c1d"
     assert contract.beater_of_replay_procedure(contract.PROC_HEALTH) is None
     assert contract.beater_of_replay_procedure(contract.PROC_REPLAY_PREFIX) is None
+
+
+def test_a_peer_nodes_link_holds_stand_ins_and_nothing_more() -> None:
+    """Another router node of a cluster subscribes to docs-for-*/counts-for-* and registers estrom.* for its own
+    clients; it never publishes (its node re-publishes what it receives) and never calls."""
+    topic, counts = contract.topic_for("0123456789abcdef"), contract.counts_topic_for("0123456789abcdef", "10s")
+    assert allowed(contract.ROLE_PEER, topic, "subscribe") and allowed(contract.ROLE_PEER, counts, "subscribe")
+    for procedure in (contract.PROC_REGISTER, contract.PROC_LOOKUP, contract.replay_procedure("b1"), contract.PROC_COUNTS):
+        assert allowed(contract.ROLE_PEER, procedure, "register")
+    granted = permissions(contract.ROLE_PEER).values()
+    assert not any(allow.get("publish") or allow.get("call") for allow in granted)
+    assert not allowed(contract.ROLE_PEER, contract.META_SUBSCRIPTION_LIST, "call")
+    assert contract.ROLE_PEER != "rlink"  # Crossbar hides the registrations of its reserved "rlink" role from the meta API
