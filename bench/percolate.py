@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 from beater.errors import InvalidQuery, UnsupportedQuery  # noqa: E402
 from beater.percolator.embedded.analysis import analyze_cached  # noqa: E402
 from beater.percolator.embedded.fields import FieldModel, analyse_document  # noqa: E402
-from beater.percolator.embedded.presearcher import document_keys  # noqa: E402
+from beater.percolator.embedded.keys import document_keys  # noqa: E402
 from beater.percolator.embedded.query_index import QueryIndex  # noqa: E402
 from beater.registration import Registration, make_registration  # noqa: E402
 from bench.shapes import generate  # noqa: E402

@@ -6,7 +6,9 @@ import pytest
 
 from beater.errors import UnsupportedQuery
 from beater.percolator.embedded.fields import FieldModel, analyse_document
-from beater.percolator.embedded.matcher import compile_query, positions_match, regexp_to_regex, resolve_minimum_should_match
+from beater.percolator.embedded.matcher import compile_query, resolve_minimum_should_match
+from beater.percolator.embedded.phrases import positions_match
+from beater.percolator.embedded.regexp import regexp_to_regex
 from beater.query.ir import (
     ANY_FIELD, Bool, Exists, Fuzzy, Ids, Match, MatchAll, MatchNone, Node, Phrase, Prefix, Range, Regexp, Term, Terms, Wildcard,
 )
@@ -208,7 +210,7 @@ def test_catastrophic_patterns_on_long_tokens_still_answer() -> None:
 
 def test_wildcards_with_one_star_answer_as_re2_does() -> None:
     """Patterns with at most one '*' run on Python's re (faster per term); the answers are RE2's."""
-    from beater.percolator.embedded.matcher import _compile_regex, wildcard_test, wildcard_to_regex
+    from beater.percolator.embedded.regexp import compile_regex as _compile_regex, wildcard_test, wildcard_to_regex
 
     cases = [
         ("wor?d*", ["world", "wordsmith", "word", "wörld"]),

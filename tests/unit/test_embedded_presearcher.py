@@ -1,9 +1,9 @@
 """Candidate selection: queries indexed under keys a matching document must hold."""
 
 from beater.percolator.embedded.fields import FieldModel, analyse_document
-from beater.percolator.embedded.presearcher import (
-    ANY, LONG_PREFIX_MARK, PREFIX_MARK, TERM_KEYS, Extractor, Presearcher, document_keys, extract_keys, is_exact, key, literal_prefix,
-)
+from beater.percolator.embedded.extraction import Extractor, extract_keys, is_exact
+from beater.percolator.embedded.keys import ANY, LONG_PREFIX_MARK, PREFIX_MARK, TERM_KEYS, document_keys, key, literal_prefix
+from beater.percolator.embedded.presearcher import Presearcher
 from beater.percolator.embedded.query_index import QueryIndex
 from beater.query.ir import ANY_FIELD, Bool, Exists, Match, MatchNone, Phrase, Prefix, Range, Term, Wildcard
 
@@ -122,7 +122,7 @@ def test_field_model_changes_are_reported() -> None:
 
 def test_compact_forms_answer_as_compiled_predicates() -> None:
     from beater.percolator.embedded.matcher import compile_query
-    from beater.percolator.embedded.presearcher import compact_form, verify
+    from beater.percolator.embedded.verification import compact_form, verify
     from beater.query.ir import Terms
 
     docs = [

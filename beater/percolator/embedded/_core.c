@@ -157,7 +157,7 @@ static inline int holds(const Core *self, const int32_t *form) {
 
 /* --- verification programs ----------------------------------------------------------------------
  *
- * A verified query's form (presearcher.py: compact_form) is compiled by native_program() into a
+ * A verified query's form (verification.py: compact_form) is compiled by native_program() into a
  * tree of tagged tuples and here into Nodes.  Keys are key ids checked against the document's
  * stamps; ranges, phrases and prefix/wildcard patterns read the document's analysis (its
  * ``numbers``, ``tokens`` and ``prefix_view()``) through dict lookups with cached string hashes;
@@ -299,7 +299,7 @@ static int hold(PyObject **slot, PyObject *value) {
     return 0;
 }
 
-/* A Node from a tagged tuple (see native_program in presearcher.py). */
+/* A Node from a tagged tuple (see native_program in programs.py). */
 static Node *node_build(Core *self, PyObject *desc, int depth) {
     if (depth > 1000) { PyErr_SetString(PyExc_ValueError, "program nested too deeply"); return NULL; }
     if (!PyTuple_Check(desc) || PyTuple_GET_SIZE(desc) < 2) {

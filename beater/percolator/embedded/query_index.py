@@ -1,4 +1,28 @@
-"""The synchronous core of the embedded percolator: registered queries per index, matched in batches."""
+"""The synchronous core of the embedded percolator: registered queries per index, matched in batches.
+
+In the shape of Lucene's Monitor, :class:`QueryIndex` is the front and the work sits in
+modules of its own.  The match path of one document (:meth:`QueryIndex.match_batch`)::
+
+    doc = analyse_document(document, model, scope)         # fields.py: its tokens, keywords, numbers, dates
+    dk = document_keys(doc, any_field, wanted)             # keys.py: the presearch keys it holds
+    presearcher.observe(dk)                                # presearcher.py: counts them, to re-key queries
+    exact, found = presearcher.split_candidates(dk, doc)   # presearcher.py: postings, ranges, always-check
+    matched = exact | {n for n in found if verify(forms[n], dk, doc)}   # verification.py
+    return [ids[n] for n in sorted(matched)]               # registration order
+
+With the native core (``_core.c``) the last three lines run there
+(``presearcher.native_candidates`` / ``native_answer``, forms as :mod:`.programs`),
+calling back into Python only for forms without a native program.  A query whose
+verification raises is skipped for that one document (:meth:`QueryIndex._verified_one_by_one`).
+
+Registration (:meth:`QueryIndex.add`) is the other half.  The query is compiled once
+(:mod:`.matcher`: what cannot be matched faithfully is refused); its keys are extracted
+(:mod:`.extraction`) and it is indexed under them, under a range it requires
+(:mod:`.ranges`), or on the always-check list; unless holding a key is the whole match,
+its verification form is built (:mod:`.verification`).  As documents are counted,
+queries are re-keyed under their rarest clause (:meth:`_IndexState.reweight`), and
+queries naming fields not mapped yet are re-indexed once they are.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +32,13 @@ from collections import Counter
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from beater.mappings import IndexMapping
+from beater.percolator.embedded.extraction import Extractor, extract_keys, is_exact, unmapped_fields
 from beater.percolator.embedded.fields import FieldModel, FieldScope, analyse_document
+from beater.percolator.embedded.keys import document_keys
 from beater.percolator.embedded.matcher import compile_query
-from beater.percolator.embedded.presearcher import (
-    BoolForm, Extractor, Form, Presearcher, compact_form, document_keys, extract_keys, is_exact, keyed_fields, range_clause,
-    shared_kinds, unmapped_fields, verify,
-)
+from beater.percolator.embedded.presearcher import Presearcher
+from beater.percolator.embedded.ranges import range_clause
+from beater.percolator.embedded.verification import BoolForm, Form, compact_form, keyed_fields, shared_kinds, verify
 from beater.query.ir import Node
 from beater.query.reads import fields_read
 
@@ -22,15 +47,229 @@ log = logging.getLogger(__name__)
 REWEIGHT_STEP = 500  # queries re-indexed after each document while statistics changed
 
 
-class _Query:
-    """A registered query: its id, its tree, and how a candidate document is verified."""
+class QueryIndex:
+    """Registered queries of every index; ``match_batch`` answers which ones each document matches.
 
-    __slots__ = ("id", "node", "reads")
+    Thread-safe (one lock): the embedded percolator may match in a worker thread
+    while the reactor thread registers.
+    """
 
-    def __init__(self, id: str, node: Node) -> None:
-        self.id = id
-        self.node = node
-        self.reads: Optional[FrozenSet[str]] = fields_read(node)  # None: every field
+    def __init__(self, on_model_change: Optional[ModelListener] = None, mappings: Optional[Mapping[str, IndexMapping]] = None) -> None:
+        """``on_model_change(index, properties)`` is called when an index's field model grows;
+        ``mappings`` are the configured mappings the field models of their indexes start from."""
+        self.mappings: Mapping[str, IndexMapping] = mappings or {}
+        self._states: Dict[str, _IndexState] = {}
+        self._index_of: Dict[str, str] = {}
+        self._lock = threading.RLock()
+        self.on_model_change = on_model_change
+        self._faulty: Set[Optional[str]] = set()  # ids of queries whose matcher raised (logged once each)
+
+    def match_batch(self, index: str, documents: Sequence[Mapping[str, Any]]) -> List[List[str]]:
+        """For each document in order, the ids of the queries of ``index`` it matches, in registration order.
+
+        The lock is held per document (and to grow the field model), not for the whole
+        batch, so that registrations wait for one document at most.
+        """
+        lock = self._lock
+        with lock:
+            self.grow_model(index, documents)
+            state = self._state(index)
+            model = state.model
+            version = state.scope_version
+            scope = state.scope()
+            wanted = state.wanted_keys
+        results: List[List[str]] = []
+        for document in documents:
+            doc = analyse_document(document, model, scope)
+            dk = document_keys(doc, scope is None, wanted)
+            with lock:
+                presearcher = state.presearcher
+                presearcher.observe(dk)
+                state.reweight()
+                if state.scope_version != version:
+                    # A query registered meanwhile, or re-keyed just now, may read fields (or use
+                    # kinds of keys) this document was analysed without.
+                    version = state.scope_version
+                    scope = state.scope()
+                    wanted = state.wanted_keys
+                    doc = analyse_document(document, model, scope)
+                    dk = document_keys(doc, scope is None, wanted)
+                try:
+                    results.append(self._verified(state, dk, doc))
+                except Exception:  # a query's matcher raised on this document: verify again, one query at a time
+                    results.append(self._verified_one_by_one(index, state, dk, doc))
+        return results
+
+    def _verified(self, state: _IndexState, dk: FrozenSet[str], doc: Any) -> List[str]:
+        """The ids of the queries of ``state`` the analysed document matches, in registration order (the hot path)."""
+        presearcher = state.presearcher
+        ids = state.ids
+        issuperset = dk.issuperset
+        isdisjoint = dk.isdisjoint
+        forms = state.forms
+        if presearcher.core is not None:
+            numbers: List[int] = []
+            found: Iterable[int] = presearcher.native_candidates(dk, doc)
+        else:
+            exact, found = presearcher.split_candidates(dk, doc)
+            numbers = list(exact)
+        append = numbers.append
+        for number in found:
+            form = forms[number]
+            t = type(form)
+            if t is tuple:
+                if issuperset(form[0]) and isdisjoint(form[1]):
+                    for any_of in form[2]:
+                        if any_of.isdisjoint(dk):
+                            break
+                    else:
+                        append(number)
+            elif t is BoolForm:
+                if form.check(dk, doc):
+                    append(number)
+            elif verify(form, dk, doc):
+                append(number)
+        if presearcher.core is not None:
+            return presearcher.native_answer(numbers, ids)
+        numbers.sort()  # numbers, not ids: ints compare faster
+        return [ids[number] for number in numbers]
+
+    def _verified_one_by_one(self, index: str, state: _IndexState, dk: FrozenSet[str], doc: Any) -> List[str]:
+        """As :meth:`_verified`, without the native core and each candidate verified on its own: a query whose
+        matcher raises is skipped for this document (and logged once), the others still match it."""
+        exact, found = state.presearcher.split_candidates(dk, doc)
+        numbers = set(exact)
+        for number in found:
+            if number in numbers:
+                continue
+            form = state.forms[number]
+            try:
+                matched = verify(form, dk, doc)
+            except Exception as e:
+                subscription_id = state.ids[number]
+                if subscription_id not in self._faulty:
+                    self._faulty.add(subscription_id)
+                    log.warning("query %s of index %s raised while matching a document (%r); it is skipped for "
+                                "the documents it raises on", subscription_id, index, e)
+                continue
+            if matched:
+                numbers.add(number)
+        return [state.ids[number] for number in sorted(numbers) if state.ids[number] is not None]
+
+    def __len__(self) -> int:
+        return len(self._index_of)
+
+    def __contains__(self, subscription_id: object) -> bool:
+        return subscription_id in self._index_of
+
+    def _state(self, index: str) -> _IndexState:
+        state = self._states.get(index)
+        if state is None:
+            configured = self.mappings.get(index)
+            if configured is None:
+                state = self._states[index] = _IndexState()
+            else:
+                state = self._states[index] = _IndexState(configured.properties, configured.dynamic)
+        return state
+
+    def load_model(self, index: str, properties: Mapping[str, Any]) -> None:
+        """Restore a persisted field model (before queries are added, at start)."""
+        with self._lock:
+            state = self._state(index)
+            new = state.model.grow_with(properties)
+            self._reextract(state, new)
+
+    def model(self, index: str) -> FieldModel:
+        """The field model of ``index``."""
+        with self._lock:
+            return self._state(index).model
+
+    def add(self, registration_or_id: Any, index: Optional[str] = None, node: Optional[Node] = None) -> bool:
+        """Add a query: ``add(registration)`` or ``add(id, index, node)``; False if the id is already there.
+
+        The query is compiled first: UnsupportedQuery is raised and nothing is added
+        if the embedded percolator cannot match it.
+        """
+        if index is None or node is None:
+            registration = registration_or_id
+            subscription_id, index, node = registration.id, registration.index, registration.canonical
+        else:
+            subscription_id = registration_or_id
+        compile_query(node)  # refuse now what cannot be matched; compiled again when first needed
+        with self._lock:
+            if subscription_id in self._index_of:
+                return False
+            state = self._state(index)
+            number = state.next_number
+            state.next_number += 1
+            query = state.queries[number] = _Query(subscription_id, node)
+            state.read_by(query, 1)
+            state.ids.append(subscription_id)
+            state.forms.append(None)
+            state.numbers[subscription_id] = number
+            self._index_of[subscription_id] = index
+            state.index_query(number)
+            return True
+
+    def remove(self, subscription_id: str) -> bool:
+        """Forget a query; False if it was not there."""
+        with self._lock:
+            index = self._index_of.pop(subscription_id, None)
+            if index is None:
+                return False
+            state = self._states[index]
+            number = state.numbers.pop(subscription_id)
+            query = state.queries.pop(number)
+            state.read_by(query, -1)
+            state.ids[number] = None
+            state.forms[number] = None
+            state.presearcher.set_form(number, None)
+            state.presearcher.remove(number)
+            state.settled.discard(number)
+            state.alternatives.pop(number, None)
+            state.form_keyed.pop(number, None)
+            state.note_keyed_fields(number, frozenset())
+            state.unwatch(number, query.node)
+            return True
+
+    def _reextract(self, state: _IndexState, new_fields: Sequence[str]) -> None:
+        """Re-index the queries waiting for fields that are now mapped."""
+        waiting: Set[int] = set()
+        for field in new_fields:
+            waiting |= state.watch.pop(field, set())
+        for number in waiting:
+            if number in state.queries:
+                state.index_query(number)
+
+    def grow_model(self, index: str, documents: Sequence[Mapping[str, Any]]) -> List[str]:
+        """Map the fields ``documents`` show first; return them."""
+        with self._lock:
+            state = self._state(index)
+            new = state.model.grow(documents)
+            if new:
+                self._reextract(state, new)
+                if self.on_model_change is not None:
+                    self.on_model_change(index, state.model.to_json())
+            return new
+
+    def counts(self, index: str) -> Tuple[int, int]:
+        """(queries of ``index``, queries in total)."""
+        with self._lock:
+            state = self._states.get(index)
+            return (0 if state is None else len(state.queries)), len(self._index_of)
+
+    def stats(self) -> Dict[str, Any]:
+        """Sizes, for metrics and tests."""
+        with self._lock:
+            return {
+                index: {
+                    "queries": len(state.queries),
+                    "always_check": len(state.presearcher.always),
+                    "keys": len(state.presearcher.postings),
+                    "fields": len(state.model.types),
+                }
+                for index, state in self._states.items()
+            }
 
 
 class _IndexState:
@@ -175,226 +414,12 @@ class _IndexState:
                     del self.watch[field]
 
 
-class QueryIndex:
-    """Registered queries of every index; ``match_batch`` answers which ones each document matches.
+class _Query:
+    """A registered query: its id, its tree, and how a candidate document is verified."""
 
-    Thread-safe (one lock): the embedded percolator may match in a worker thread
-    while the reactor thread registers.
-    """
+    __slots__ = ("id", "node", "reads")
 
-    def __init__(self, on_model_change: Optional[ModelListener] = None, mappings: Optional[Mapping[str, IndexMapping]] = None) -> None:
-        """``on_model_change(index, properties)`` is called when an index's field model grows;
-        ``mappings`` are the configured mappings the field models of their indexes start from."""
-        self.mappings: Mapping[str, IndexMapping] = mappings or {}
-        self._states: Dict[str, _IndexState] = {}
-        self._index_of: Dict[str, str] = {}
-        self._lock = threading.RLock()
-        self.on_model_change = on_model_change
-        self._faulty: Set[Optional[str]] = set()  # ids of queries whose matcher raised (logged once each)
-
-    def __len__(self) -> int:
-        return len(self._index_of)
-
-    def __contains__(self, subscription_id: object) -> bool:
-        return subscription_id in self._index_of
-
-    def _state(self, index: str) -> _IndexState:
-        state = self._states.get(index)
-        if state is None:
-            configured = self.mappings.get(index)
-            if configured is None:
-                state = self._states[index] = _IndexState()
-            else:
-                state = self._states[index] = _IndexState(configured.properties, configured.dynamic)
-        return state
-
-    def load_model(self, index: str, properties: Mapping[str, Any]) -> None:
-        """Restore a persisted field model (before queries are added, at start)."""
-        with self._lock:
-            state = self._state(index)
-            new = state.model.grow_with(properties)
-            self._reextract(state, new)
-
-    def model(self, index: str) -> FieldModel:
-        """The field model of ``index``."""
-        with self._lock:
-            return self._state(index).model
-
-    def add(self, registration_or_id: Any, index: Optional[str] = None, node: Optional[Node] = None) -> bool:
-        """Add a query: ``add(registration)`` or ``add(id, index, node)``; False if the id is already there.
-
-        The query is compiled first: UnsupportedQuery is raised and nothing is added
-        if the embedded percolator cannot match it.
-        """
-        if index is None or node is None:
-            registration = registration_or_id
-            subscription_id, index, node = registration.id, registration.index, registration.canonical
-        else:
-            subscription_id = registration_or_id
-        compile_query(node)  # refuse now what cannot be matched; compiled again when first needed
-        with self._lock:
-            if subscription_id in self._index_of:
-                return False
-            state = self._state(index)
-            number = state.next_number
-            state.next_number += 1
-            query = state.queries[number] = _Query(subscription_id, node)
-            state.read_by(query, 1)
-            state.ids.append(subscription_id)
-            state.forms.append(None)
-            state.numbers[subscription_id] = number
-            self._index_of[subscription_id] = index
-            state.index_query(number)
-            return True
-
-    def remove(self, subscription_id: str) -> bool:
-        """Forget a query; False if it was not there."""
-        with self._lock:
-            index = self._index_of.pop(subscription_id, None)
-            if index is None:
-                return False
-            state = self._states[index]
-            number = state.numbers.pop(subscription_id)
-            query = state.queries.pop(number)
-            state.read_by(query, -1)
-            state.ids[number] = None
-            state.forms[number] = None
-            state.presearcher.set_form(number, None)
-            state.presearcher.remove(number)
-            state.settled.discard(number)
-            state.alternatives.pop(number, None)
-            state.form_keyed.pop(number, None)
-            state.note_keyed_fields(number, frozenset())
-            state.unwatch(number, query.node)
-            return True
-
-    def _reextract(self, state: _IndexState, new_fields: Sequence[str]) -> None:
-        """Re-index the queries waiting for fields that are now mapped."""
-        waiting: Set[int] = set()
-        for field in new_fields:
-            waiting |= state.watch.pop(field, set())
-        for number in waiting:
-            if number in state.queries:
-                state.index_query(number)
-
-    def grow_model(self, index: str, documents: Sequence[Mapping[str, Any]]) -> List[str]:
-        """Map the fields ``documents`` show first; return them."""
-        with self._lock:
-            state = self._state(index)
-            new = state.model.grow(documents)
-            if new:
-                self._reextract(state, new)
-                if self.on_model_change is not None:
-                    self.on_model_change(index, state.model.to_json())
-            return new
-
-    def match_batch(self, index: str, documents: Sequence[Mapping[str, Any]]) -> List[List[str]]:
-        """For each document in order, the ids of the queries of ``index`` it matches, in registration order.
-
-        The lock is held per document (and to grow the field model), not for the whole
-        batch, so that registrations wait for one document at most.
-        """
-        lock = self._lock
-        with lock:
-            self.grow_model(index, documents)
-            state = self._state(index)
-            model = state.model
-            version = state.scope_version
-            scope = state.scope()
-            wanted = state.wanted_keys
-        results: List[List[str]] = []
-        for document in documents:
-            doc = analyse_document(document, model, scope)
-            dk = document_keys(doc, scope is None, wanted)
-            with lock:
-                presearcher = state.presearcher
-                presearcher.observe(dk)
-                state.reweight()
-                if state.scope_version != version:
-                    # A query registered meanwhile, or re-keyed just now, may read fields (or use
-                    # kinds of keys) this document was analysed without.
-                    version = state.scope_version
-                    scope = state.scope()
-                    wanted = state.wanted_keys
-                    doc = analyse_document(document, model, scope)
-                    dk = document_keys(doc, scope is None, wanted)
-                try:
-                    results.append(self._verified(state, dk, doc))
-                except Exception:  # a query's matcher raised on this document: verify again, one query at a time
-                    results.append(self._verified_one_by_one(index, state, dk, doc))
-        return results
-
-    def _verified(self, state: _IndexState, dk: FrozenSet[str], doc: Any) -> List[str]:
-        """The ids of the queries of ``state`` the analysed document matches, in registration order (the hot path)."""
-        presearcher = state.presearcher
-        ids = state.ids
-        issuperset = dk.issuperset
-        isdisjoint = dk.isdisjoint
-        forms = state.forms
-        if presearcher.core is not None:
-            numbers: List[int] = []
-            found: Iterable[int] = presearcher.native_candidates(dk, doc)
-        else:
-            exact, found = presearcher.split_candidates(dk, doc)
-            numbers = list(exact)
-        append = numbers.append
-        for number in found:
-            form = forms[number]
-            t = type(form)
-            if t is tuple:
-                if issuperset(form[0]) and isdisjoint(form[1]):
-                    for any_of in form[2]:
-                        if any_of.isdisjoint(dk):
-                            break
-                    else:
-                        append(number)
-            elif t is BoolForm:
-                if form.check(dk, doc):
-                    append(number)
-            elif verify(form, dk, doc):
-                append(number)
-        if presearcher.core is not None:
-            return presearcher.native_answer(numbers, ids)
-        numbers.sort()  # numbers, not ids: ints compare faster
-        return [ids[number] for number in numbers]
-
-    def _verified_one_by_one(self, index: str, state: _IndexState, dk: FrozenSet[str], doc: Any) -> List[str]:
-        """As :meth:`_verified`, without the native core and each candidate verified on its own: a query whose
-        matcher raises is skipped for this document (and logged once), the others still match it."""
-        exact, found = state.presearcher.split_candidates(dk, doc)
-        numbers = set(exact)
-        for number in found:
-            if number in numbers:
-                continue
-            form = state.forms[number]
-            try:
-                matched = verify(form, dk, doc)
-            except Exception as e:
-                subscription_id = state.ids[number]
-                if subscription_id not in self._faulty:
-                    self._faulty.add(subscription_id)
-                    log.warning("query %s of index %s raised while matching a document (%r); it is skipped for "
-                                "the documents it raises on", subscription_id, index, e)
-                continue
-            if matched:
-                numbers.add(number)
-        return [state.ids[number] for number in sorted(numbers) if state.ids[number] is not None]
-
-    def counts(self, index: str) -> Tuple[int, int]:
-        """(queries of ``index``, queries in total)."""
-        with self._lock:
-            state = self._states.get(index)
-            return (0 if state is None else len(state.queries)), len(self._index_of)
-
-    def stats(self) -> Dict[str, Any]:
-        """Sizes, for metrics and tests."""
-        with self._lock:
-            return {
-                index: {
-                    "queries": len(state.queries),
-                    "always_check": len(state.presearcher.always),
-                    "keys": len(state.presearcher.postings),
-                    "fields": len(state.model.types),
-                }
-                for index, state in self._states.items()
-            }
+    def __init__(self, id: str, node: Node) -> None:
+        self.id = id
+        self.node = node
+        self.reads: Optional[FrozenSet[str]] = fields_read(node)  # None: every field
