@@ -8,7 +8,7 @@ matched all happen here once.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -24,6 +24,7 @@ from beater.percolator.base import Percolator
 from beater.pipeline import Pipeline
 from beater.registration import Registration, check_length, make_registration, validate_index
 from beater.replay import MAX_LIMIT, ReplayStore
+from router import contract
 
 log = Logger()
 
@@ -190,6 +191,23 @@ class Beater:
             raise BackendUnavailable("this Beater keeps no replay store")
         page = self.replay_store.replay(registration["index"], registration["id"], since_seq, since_ms, count)
         return page.to_json()
+
+    async def highlight(self, subscription_id: Any, sources: Any) -> Dict[str, Any]:
+        """``{"highlights": [{field: [term, ...]}, ...]}``: per source in order, what the subscription's query
+        matched in it, as the percolator finds it (``{}`` for a source it does not match, or that is no object).
+        UnknownSubscription for an unknown id; LimitExceeded past ``MAX_HIGHLIGHT_SOURCES`` sources."""
+        if not isinstance(sources, (list, tuple)):
+            raise EstromError("sources must be a list of document sources", part=type(sources).__name__)
+        if len(sources) > contract.MAX_HIGHLIGHT_SOURCES:
+            raise LimitExceeded(f"{len(sources)} sources in one call, more than {contract.MAX_HIGHLIGHT_SOURCES}",
+                                limit="max_highlight_sources", value=contract.MAX_HIGHLIGHT_SOURCES)
+        registration = await self._stored(subscription_id)
+        at = [i for i, source in enumerate(sources) if isinstance(source, Mapping)]
+        found = await self.percolator.highlight(registration, [sources[i] for i in at]) if at else []
+        highlights: List[Dict[str, List[str]]] = [{} for _ in sources]
+        for i, terms in zip(at, found):
+            highlights[i] = terms
+        return {"highlights": highlights}
 
     async def ingest(self, index: Any, parsed: ParsedBody) -> Dict[str, Any]:
         """Percolate and publish the good documents of ``parsed``; report counts and per-item errors."""

@@ -80,6 +80,7 @@ def attach(component: Component, beater: Beater, holder: SessionHolder, listener
         except ApplicationError as e:
             log.error("another Beater with id {beater} is on this router ({e}); tails cannot resume from this one: "
                       "give each Beater its own --data-dir", beater=beater_id, e=e.error)
+        await session.register(_as_wamp_errors(beater.highlight), contract.PROC_HIGHLIGHT, options=options)
         await session.register(lambda: {"percolator": beater.percolator.name, "beater": beater_id}, contract.PROC_HEALTH, options=options)
         holder.ready = True  # health answers 200 from here on
 

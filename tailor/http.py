@@ -30,6 +30,7 @@ from tailor.metrics import TailorMetrics
 from tailor.page import Page
 from tailor.cursor import Cursor
 from tailor.counts import CountsAggregator, CountsHub
+from tailor.highlights import HighlightHub
 from tailor.params import BadRequest, CountsRequest, TailRequest, parse_counts, parse_tail
 from tailor.stream import Delivered, query_header, readable_of
 from tailor.subscriptions import SubscriptionHub, beaters_to_ask, now_ms, replay_beater
@@ -117,6 +118,7 @@ class DocsResource(Resource):
         self.settings = settings
         self.metrics = metrics if metrics is not None else TailorMetrics()
         self.limits = TailLimits(settings.max_tails, settings.max_tails_per_client)
+        self.highlights = HighlightHub(hub, session)
         self.dropped = 0  # hits dropped for slow clients since start
 
     @property
@@ -202,7 +204,12 @@ class DocsResource(Resource):
         if since is not None:
             self.metrics.resumes.inc()
             tail.hold()  # subscribed before the replay is read: live hits wait, so nothing falls between
-        if not await start_tail(request, tail, lambda: self.hub.acquire(tail.subscription_id, tail), readable):
+        tail.highlighted = wanted.highlight
+        if wanted.highlight:
+            subscribe: Callable[[], Awaitable[Any]] = lambda: self.highlights.join(tail.subscription_id, tail)
+        else:
+            subscribe = lambda: self.hub.acquire(tail.subscription_id, tail)
+        if not await start_tail(request, tail, subscribe, readable):
             return
         if since is not None:
             await self._replay(session, tail, since)
@@ -211,9 +218,13 @@ class DocsResource(Resource):
         def gap(beater: str, missed: Optional[int]) -> None:
             tail.notice("gap", gap=True, missed=missed, beater=beater)
 
+        highlighter = self.highlights.highlighters.get(tail.subscription_id) if tail.highlighted else None
+
         def page(hits: List[Delivered]) -> "Optional[Deferred[None]]":
             if tail.closed:
                 raise TailGone()  # the client left: stop paging
+            if highlighter is not None:
+                return highlighter.highlight(hits).addCallback(lambda marked: None if tail.closed else tail.replayed(marked))
             return tail.replayed(hits)
 
         # Each Beater numbers its own hits: ask every one from where the cursor says, one after another.
@@ -229,7 +240,10 @@ class DocsResource(Resource):
 
     def _closed(self, tail: Tail) -> None:
         self.dropped += tail.dropped_total
-        self.hub.release(tail.subscription_id, tail)
+        if tail.highlighted:
+            self.highlights.leave(tail.subscription_id, tail)
+        else:
+            self.hub.release(tail.subscription_id, tail)
 
 
 class CountsResource(DocsResource):

@@ -40,6 +40,8 @@ class TailRequest:
     timeout: Optional[float] = None
     since: Optional[Cursor] = None
     on_slow: str = "drop"
+    highlight: bool = False
+    """Each hit gains ``_highlight``: the terms per field its query matched (``tailor/highlights.py``)."""
 
 
 def _number(value: Optional[str], name: str, kind: type, most: float) -> Any:
@@ -101,6 +103,9 @@ def parse_tail(args: Mapping[str, Sequence[str]], headers: Mapping[str, Optional
     on_slow = (arg("on_slow") or "drop").lower()
     if on_slow not in ("drop", "close"):
         raise BadRequest("on_slow must be drop or close", part=f"on_slow={arg('on_slow')}")
+    highlight = (arg("highlight") or "false").lower()
+    if highlight not in ("true", "false"):
+        raise BadRequest("highlight must be true or false", part=f"highlight={arg('highlight')}")
     # A browser's EventSource reconnects to the URL it was given and says where it was in a header:
     # the header is newer than any since= in that URL.
     last_event_id = headers.get("last-event-id")
@@ -110,13 +115,13 @@ def parse_tail(args: Mapping[str, Sequence[str]], headers: Mapping[str, Optional
     elif arg("since") is not None:
         since = parse_since(arg("since") or "")
     if sub_id is not None and query is None:
-        return TailRequest(contract.PROC_LOOKUP, (sub_id,), fmt, limit, timeout, since, on_slow)
+        return TailRequest(contract.PROC_LOOKUP, (sub_id,), fmt, limit, timeout, since, on_slow, highlight == "true")
     if query is None:
         raise BadRequest("give a query q=<query> and an index i=<index>, or a subscription id s=<id>", part="q")
     if index is None:
         raise BadRequest("q=<query> needs an index i=<index>", part="i")
     operator = arg("default_operator") or "or"
-    return TailRequest(contract.PROC_REGISTER, (index, query, operator), fmt, limit, timeout, since, on_slow)
+    return TailRequest(contract.PROC_REGISTER, (index, query, operator), fmt, limit, timeout, since, on_slow, highlight == "true")
 
 
 # --- GET /api/v0.1/counts ------------------------------------------------------------------------
@@ -176,6 +181,9 @@ def parse_counts(args: Mapping[str, Sequence[str]], headers: Mapping[str, Option
     if arg("since") is not None:
         raise BadRequest("counts cannot resume from a cursor: windows are counted live, from when the tail opens",
                          part=f"since={arg('since')}")
+    highlight = (arg("highlight") or "false").lower()
+    if highlight not in ("true", "false"):
+        raise BadRequest("highlight must be true or false", part=f"highlight={arg('highlight')}")
     # A browser's EventSource reconnects with Last-Event-ID: go on live (the client is told), never refuse it.
     resumed = bool(headers.get("last-event-id"))
     tail = parse_tail(args, {**headers, "last-event-id": None})

@@ -81,6 +81,7 @@ class Tail:
         self.written_cursor = self.cursor.copy()  # hits written: the event id a client resumes from
         self.first = True
         self.closed = False
+        self.highlighted = False  # set by the docs endpoint: its hits come through a Highlighter (tailor/highlights.py)
         self.paused = False
         self.pending: Deque[Delivered] = deque()
         self.pending_bytes = 0

@@ -51,6 +51,13 @@ class Percolator(Protocol):
         Raise BackendUnavailable (or a ConnectionError) when the backend cannot answer now; anything else
         it raises is taken as the fault of a document in the batch (the pipeline finds which)."""
 
+    def highlight(self, registration: Registration, documents: Sequence[Document]) -> "Deferred[List[Dict[str, List[str]]]]":
+        """Fire, for each document in order, ``{field: [term, ...]}``: the terms of each field that the
+        registration's query matched (analysed tokens of text fields, whole values of keyword fields;
+        terms sorted and distinct), ``{}`` for a document it does not match.  Nothing is registered,
+        stored or published; the documents are read as :meth:`percolate` reads them.  What a backend
+        cannot highlight is left out (Elasticsearch highlights no number, date or boolean field)."""
+
     def counts(self, index: str) -> "Deferred[Tuple[int, int]]":
         """Fire ``(registrations of index, registrations in total)``: what the registration limits count."""
 

@@ -57,7 +57,8 @@
     while (box.children.length > 5) box.lastChild.remove();
   }
 
-  // Terms worth highlighting: the words of the readable query, without operators and field names.
+  // Terms to mark when a hit carries no _highlight (replayed from before highlights, or a Beater that
+  // could not answer): the words of the readable query, without operators and field names.
   function termsOf(readable) {
     const words = (readable || "").match(/"[^"]+"|[^\s()+\-!:"]+(?=\s|\)|$)|[^\s()+\-!"]+/g) || [];
     const out = [];
@@ -68,7 +69,17 @@
     return [...new Set(out)];
   }
 
-  function highlighted(text) {
+  // The terms the percolator says matched (hit._highlight: field -> terms), all fields together.
+  function termsOfHit(hit) {
+    if (!hit._highlight || typeof hit._highlight !== "object") return terms;
+    const out = [];
+    for (const values of Object.values(hit._highlight)) {
+      for (const v of values || []) if (String(v).length) out.push(String(v));
+    }
+    return [...new Set(out)];
+  }
+
+  function highlighted(text, terms) {
     const frag = document.createDocumentFragment();
     if (!terms.length) { frag.append(text); return frag; }
     const escaped = terms.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
@@ -97,9 +108,10 @@
       when.textContent = new Date(hit._received).toLocaleTimeString();
       when.title = String(hit._received);
     }
-    summary.append(when, highlighted(JSON.stringify(hit._source !== undefined ? hit._source : hit)));
+    const marks = termsOfHit(hit);
+    summary.append(when, highlighted(JSON.stringify(hit._source !== undefined ? hit._source : hit), marks));
     const pre = document.createElement("pre");
-    pre.append(highlighted(JSON.stringify(hit, null, 2)));
+    pre.append(highlighted(JSON.stringify(hit, null, 2), marks));
     details.append(summary, pre);
     li.append(details);
     return li;
@@ -187,7 +199,9 @@
   function open(since) {
     if (source) source.close();
     if (!since) openedAt = new Date().toISOString();
-    source = new EventSource(url("docs", since ? { format: "sse", since: since } : { format: "sse" }));
+    const wanted = { format: "sse", highlight: "true" };
+    if (since) wanted.since = since;
+    source = new EventSource(url("docs", wanted));
     source.addEventListener("subscription", (event) => {
       const body = JSON.parse(event.data)._estrom || {};
       $("subscription-id").textContent = body.subscription_id || "";

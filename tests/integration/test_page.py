@@ -97,6 +97,16 @@ def test_typed_query_shows_readable_form_id_and_only_matching_hits_newest_first(
     shot(page, tmp_path, "hits")
 
 
+def test_marked_terms_are_the_ones_the_percolator_matched(page: Page, estrom: Estrom, tmp_path: Path) -> None:
+    """A prefix query marks the whole matched words (from _highlight), not the prefix typed, and nothing it excludes."""
+    tail(page, "markwiki", "message:straw* -message:strawman")
+    post(estrom, "markwiki", ["strawberry jam and straws", "a strawman argument"])
+    expect(page.locator("#hits > li")).to_have_count(1, timeout=15000)
+    marks = page.locator("#hits > li summary mark").all_inner_texts()
+    assert sorted(set(m.lower() for m in marks)) == ["strawberry", "straws"]
+    shot(page, tmp_path, "highlights")
+
+
 def test_pause_holds_the_list_and_resume_brings_the_missed_hits(page: Page, estrom: Estrom, tmp_path: Path) -> None:
     tail(page, "pausewiki", "message:kiwi")
     post(estrom, "pausewiki", ["kiwi before"])

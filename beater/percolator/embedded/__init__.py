@@ -21,9 +21,15 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 
+from beater.percolator.embedded.fields import analyse_document
+from beater.percolator.embedded.highlight import highlight
+from beater.percolator.embedded.matcher import compile_query
 from beater.percolator.embedded.query_index import QueryIndex
 from beater.percolator.embedded.store import Store
+from beater.errors import EstromError
 from beater.mappings import IndexMapping, field_kinds
+from beater.query import parse
+from beater.query.ir import Node
 from beater.registration import Registration, make_registration
 
 __all__ = ["EmbeddedPercolator", "QueryIndex"]
@@ -185,6 +191,38 @@ class EmbeddedPercolator:
             return defer.succeed([])
         self._require_store()
         return self._call_in_thread(self.index.match_batch, index, list(documents))
+
+    def highlight(self, registration: Registration, documents: Sequence[Mapping[str, Any]]) -> "Deferred[List[Dict[str, List[str]]]]":
+        """Per document, what ``registration``'s query matched in each field (:mod:`.highlight`), ``{}`` where it
+        does not match; in the thread pool, as batches are matched."""
+        if not documents:
+            return defer.succeed([])
+        return self._call_in_thread(self._highlight, registration, list(documents))
+
+    def _highlight(self, registration: Registration, documents: List[Mapping[str, Any]]) -> List[Dict[str, List[str]]]:
+        # The index's field model as it is: highlighting maps no new field and persists nothing (the
+        # documents highlighted were matched already, so their fields are mapped).
+        model = self.index.model(registration.index)
+        matches = compile_query(registration.canonical)
+        written = self._as_written(registration)
+        out: List[Dict[str, List[str]]] = []
+        for document in documents:
+            doc = analyse_document(document, model)
+            out.append(highlight(written, doc) if matches(doc) else {})
+        return out
+
+    def _as_written(self, registration: Registration) -> Node:
+        """The registration's query parsed as written, before canonicalisation, to highlight with.
+
+        Canonicalisation may lowercase a text (``MisterSynergy``) where that changes no match: the text
+        field matches either way.  It does change what a ``.keyword`` sub-field highlights, and
+        Elasticsearch highlights the query as written.  The canonical tree if that does not compile."""
+        try:
+            tree = parse(registration.source, registration.default_operator, field_kinds(self.mappings, registration.index))
+            compile_query(tree)
+        except EstromError:
+            return registration.canonical
+        return tree
 
     def stop(self) -> "Deferred[None]":
         """Close the store (every write was already committed)."""
