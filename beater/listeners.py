@@ -45,6 +45,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 from router import contract
 
 EXPECT_GRACE_S = 10.0
+REJOIN_GRACE_S = 60.0
+"""After a rejoin, how long the ids that had subscribers are held for them to come back (a node's link relinks late)."""
 HELD_MAX = 1000
 """Most events held for one expected id; past it the oldest go (the replay store has them all)."""
 
@@ -194,6 +196,9 @@ class Listeners:
         now = self.clock()
         for estrom_id in self._live_ids:
             self._heard[estrom_id] = now  # their subscribers were there until now and will come back
+            # ...but a subscriber on another node of a cluster comes back only once that node's link has
+            # relinked to this router (seconds after this Beater's rejoin): hold its hits until then.
+            self._expected[estrom_id] = max(self._expected.get(estrom_id, 0.0), now + REJOIN_GRACE_S)
             if self.on_left is not None:
                 self.on_left(estrom_id)
         self.known = False
