@@ -22,7 +22,7 @@ machine makes every client loopback: configure a token then.
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, cast
 
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
@@ -82,7 +82,7 @@ class AdminResource(Resource):
         """Check who asks, then dispatch on the method and the path."""
         if not allowed(request, self.tokens):
             return NOT_DONE_YET
-        path = [p.decode("utf-8", "replace") for p in request.postpath]
+        path = [p.decode("utf-8", "replace") for p in cast(List[bytes], request.postpath)]  # set by traversal
         method = request.method
         if path == ["registrations"] and method == b"GET":
             ensureDeferred(self._answer(request, self._list(request)))
@@ -168,7 +168,8 @@ class AdminResource(Resource):
 
 
 def _arg(request: Request, name: str) -> Optional[str]:
-    values = (request.args or {}).get(name.encode())
+    args: Dict[bytes, List[bytes]] = request.args or {}
+    values = args.get(name.encode())
     return values[-1].decode("utf-8", "replace") if values else None
 
 

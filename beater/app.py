@@ -74,7 +74,7 @@ class BeaterApp:
     async def stop(self) -> None:
         """Stop listening, stop the Kafka source (committing what was delivered), leave the router, close the percolator."""
         if self.port is not None:
-            await self.port.stopListening()
+            await self.port.stopListening()  # type: ignore[misc]  # zope interface, no mypy-zope plugin
         if self.sweeper is not None:
             self.sweeper.stop()
         if self._kafka_starting is not None and not self._kafka_starting.called:

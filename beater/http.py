@@ -6,7 +6,7 @@ some bad items is still accepted for its good ones, with the bad ones listed.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable, List, cast
 
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
@@ -36,20 +36,21 @@ class BeatResource(Resource):
 
     def render_POST(self, request: Request) -> Any:
         """Parse the body, percolate and publish its documents, answer counts and per-item errors."""
-        if len(request.postpath) != 1 or not request.postpath[0]:
+        postpath = cast(List[bytes], request.postpath)  # set by the resource traversal that led here
+        if len(postpath) != 1 or not postpath[0]:
             write_json(request, 404, error_body(contract.ERROR_INVALID_INDEX, "POST to /api/v0.1/beat/<index>"))
             return NOT_DONE_YET
         try:
-            index = request.postpath[0].decode("utf-8")
+            index = postpath[0].decode("utf-8")
         except UnicodeDecodeError:
             write_json(request, 400, error_body(contract.ERROR_INVALID_INDEX, "the index is not valid UTF-8 once percent-decoded",
-                                                part=request.postpath[0].decode("utf-8", "replace")))
+                                                part=postpath[0].decode("utf-8", "replace")))
             return NOT_DONE_YET
         if not self.router_ready():
             write_json(request, 503, error_body(contract.ERROR_UNAVAILABLE, "the router is not reachable; nothing was ingested, retry later"))
             return NOT_DONE_YET
         limit = self.beater.limits.max_body_bytes
-        body = request.content.read(limit + 1)
+        body = cast(BinaryIO, request.content).read(limit + 1)  # a request being rendered has its body
         if len(body) > limit:
             write_json(request, 413, error_body(contract.ERROR_LIMIT_EXCEEDED, f"the body is larger than {limit} bytes (max_body_bytes)",
                                                 limit="max_body_bytes", value=limit))
@@ -144,7 +145,7 @@ class Root(Resource):
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         """Dispatch on the first three path segments."""
-        segments = [path] + request.postpath
+        segments = [path] + cast(List[bytes], request.postpath)  # getChild is called during traversal: set
         if segments == [b"metrics"]:
             return self.metrics
         if segments[:2] == [b"api", b"v0.1"] and len(segments) >= 3:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from json.decoder import WHITESPACE
+from json.decoder import WHITESPACE  # type: ignore[attr-defined]  # exists at runtime; typeshed omits it
 from typing import Any, Dict, List, Optional, Tuple
 
 from beater.errors import LimitExceeded
@@ -76,16 +76,16 @@ class ParsedBody:
         """Keep the decoded item ``value`` as a document, or its error if it is no document or over a limit."""
         document, error = unwrap(value, index)
         if document is None:
-            self.errors.append(ItemError(error or "invalid document", **position))
+            self.errors.append(ItemError(error or "invalid document", line=position.get("line"), item=position.get("item")))
             return
         violation = check_document(document.source, limits, size, text, start, end)
         if violation is not None:
-            self.errors.append(ItemError.over(violation, **position))
+            self.errors.append(ItemError.over(violation, line=position.get("line"), item=position.get("item")))
             return
         if text is not None:
             unwritable = lone_surrogate(document.source, text, start, end)
             if unwritable is not None:
-                self.errors.append(ItemError(unwritable, **position))
+                self.errors.append(ItemError(unwritable, line=position.get("line"), item=position.get("item")))
                 return
         self.documents.append(document)
         self.positions.append(position)
@@ -163,14 +163,16 @@ def _parse_array(text: str, index: str, limits: Limits, is_ascii: bool) -> Optio
         except json.JSONDecodeError:
             return None
         except ValueError as e:  # well-formed, but a number of more digits than Python converts
-            end = value_end(text, pos) if text.startswith(("{", "["), pos) else None
-            if end is None:
+            found = value_end(text, pos) if text.startswith(("{", "["), pos) else None
+            if found is None:
                 return None
+            end = found
             parsed.errors.append(ItemError(invalid_json(e), item=item))
         except RecursionError:
-            end = value_end(text, pos) if text.startswith(("{", "["), pos) else None
-            if end is None:
+            found = value_end(text, pos) if text.startswith(("{", "["), pos) else None
+            if found is None:
                 return None
+            end = found
             parsed.errors.append(ItemError.over(too_deep(limits), item=item))
         else:
             parsed.add(value, index, limits, {"item": item}, _size(text, start, end, is_ascii), text, start, end)

@@ -148,8 +148,8 @@ def check_document(source: Any, limits: Limits = DEFAULT, size: Optional[int] = 
         stop = len(text) if end is None else end
         brace, bracket, colon = _NEEDLES[type(text) is bytes]
         # Brackets or colons inside strings only make these counts larger: the shortcut never misses a violation.
-        if (text.count(brace, start, stop) + text.count(bracket, start, stop) <= limits.max_depth  # type: ignore[arg-type]
-                and text.count(colon, start, stop) <= limits.max_fields):  # type: ignore[arg-type]
+        if (text.count(brace, start, stop) + text.count(bracket, start, stop) <= limits.max_depth
+                and text.count(colon, start, stop) <= limits.max_fields):
             return None
     return check_shape(source, limits)
 

@@ -185,7 +185,7 @@ class Pipeline:
         self.slice_seconds = slice_seconds
         self.replay = replay
         self._seconds_per_document = 0.0  # moving average of matching time, sizes the slices
-        self._queues: Dict[str, List[Tuple[Incoming, _Submission]]] = OrderedDict()
+        self._queues: OrderedDict[str, List[Tuple[Incoming, _Submission]]] = OrderedDict()
         self._timer: Optional[IDelayedCall] = None
         self._flushing = False
         self.documents_in = 0
@@ -210,11 +210,11 @@ class Pipeline:
     def _schedule(self, now: bool) -> None:
         if self._flushing:
             return  # the running flush reschedules itself when it ends
-        if now and self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        if now and self._timer is not None and self._timer.active():  # type: ignore[misc]  # zope interface, no mypy-zope plugin
+            self._timer.cancel()  # type: ignore[misc]  # zope interface, no mypy-zope plugin
             self._timer = None
-        if self._timer is None or not self._timer.active():
-            self._timer = self.clock.callLater(0 if now else self.delay, self._flush)
+        if self._timer is None or not self._timer.active():  # type: ignore[misc]  # zope interface, no mypy-zope plugin
+            self._timer = self.clock.callLater(0 if now else self.delay, self._flush)  # type: ignore[arg-type]  # zope, as above
 
     def _flush(self) -> None:
         self._timer = None
@@ -250,7 +250,7 @@ class Pipeline:
         self._seconds_per_document = per_document if average <= 0 else 0.8 * average + 0.2 * per_document
 
     async def _process(self, index: str, batch: List[Tuple[Incoming, _Submission]]) -> None:
-        started = self.clock.seconds()
+        started = self.clock.seconds()  # type: ignore[misc]  # zope interface, no mypy-zope plugin
         received = received_now()
         first = self.sequencer.take(index, len(batch))
         beater = self.sequencer.beater_id
@@ -261,9 +261,9 @@ class Pipeline:
             while done < len(batch):
                 start = done
                 end = start + self.slice_size(len(batch) - start)
-                before = self.clock.seconds()
+                before = self.clock.seconds()  # type: ignore[misc]  # zope interface, no mypy-zope plugin
                 matched, faults = await self._percolate_isolated(index, sources[start:end])
-                self._timed(end - start, self.clock.seconds() - before)
+                self._timed(end - start, self.clock.seconds() - before)  # type: ignore[misc]  # zope interface, no mypy-zope plugin
                 grouped = group_by_subscription(hits[start:end], matched)
                 if self.replay is not None:  # before publishing: what a tail can ask for is never behind it
                     self.replay.record(index, hits[start:end], grouped)
@@ -295,7 +295,7 @@ class Pipeline:
             self._fail(index, [s for _, s in batch[done:]], e)
             return
         self.metrics.batch_documents.observe(len(batch))
-        self.metrics.batch_seconds.observe(self.clock.seconds() - started)
+        self.metrics.batch_seconds.observe(self.clock.seconds() - started)  # type: ignore[misc]  # zope interface, no mypy-zope plugin
 
     async def _percolate_isolated(self, index: str, sources: List[Any]) -> Tuple[List[List[str]], Dict[int, str]]:
         """Match ``sources``; where that raises for something other than the backend's unavailability, find the

@@ -222,7 +222,8 @@ class Beater:
                 e.retry_from = parsed.positions[e.delivered]
             raise
         # A document the percolator could not match is that document's error; its neighbours went on.
-        errors = parsed.errors + [ItemError(message, **parsed.positions[at]) for at, message in report.errors]
+        errors = parsed.errors + [ItemError(message, line=parsed.positions[at].get("line"), item=parsed.positions[at].get("item"))
+                                  for at, message in report.errors]
         if report.errors:
             self.pipeline.metrics.rejected.labels(index).inc(len(report.errors))
             errors.sort(key=lambda e: e.line if e.line is not None else (e.item if e.item is not None else -1))

@@ -30,9 +30,9 @@ def _as_wamp_errors(fn: Callable[..., Awaitable[Dict[str, Any]]]) -> Callable[..
         try:
             return await fn(*args, **kwargs)
         except EstromError as e:
-            raise ApplicationError(e.uri, e.message, **{k: v for k, v in e.to_json().items() if k != "error"})
+            raise ApplicationError(e.uri, e.message, **{k: v for k, v in e.to_json().items() if k != "error"}) from e
         except TypeError as e:
-            raise ApplicationError(contract.ERROR_INVALID_ARGUMENT, str(e))
+            raise ApplicationError(contract.ERROR_INVALID_ARGUMENT, str(e)) from e
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__

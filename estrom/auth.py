@@ -19,7 +19,7 @@ import hmac
 import ipaddress
 import json
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, cast
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from twisted.web.resource import Resource
@@ -164,7 +164,8 @@ def presented_token(request: Request) -> Optional[str]:
         scheme, _, value = header.decode("latin-1").strip().partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    values = (request.args or {}).get(ACCESS_TOKEN_ARG)
+    args: Dict[bytes, List[bytes]] = request.args or {}  # Twisted annotates args as None (its class default)
+    values = args.get(ACCESS_TOKEN_ARG)
     if values and values[0]:
         return values[0].decode("utf-8", "replace")
     return None
@@ -238,7 +239,8 @@ class Guard(Resource):
 
     def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
         """Check the token, then hand the request to the wrapped root."""
-        scope = self.rule(request.method, [path] + list(request.postpath))
+        # Request.process sets postpath before the traversal that calls this.
+        scope = self.rule(request.method, [path] + list(cast(List[bytes], request.postpath)))
         redact_query_token(request)  # first: a refusal is logged as soon as it is written
         allowed = scope is None or require(request, self.tokens, scope)
         if request.args:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from typing import IO, Any, Deque, List, Optional
+from typing import IO, Any, Deque, List, Optional, cast
 
 from twisted.internet import task, threads
 
@@ -66,7 +66,8 @@ def _copy_lines(source: IO[bytes], sink: IO[bytes], tail: Deque[bytes]) -> None:
 def _real_stderr() -> IO[bytes]:
     """Our process's standard error as bytes (``sys.stderr`` may be Twisted's logging stand-in)."""
     stream = sys.__stderr__
-    return stream.buffer if stream is not None else open(os.devnull, "wb")
+    # The standard streams' buffer is a BufferedWriter; typeshed only knows TextIOWrapper's generic buffer protocol.
+    return cast(IO[bytes], stream.buffer) if stream is not None else open(os.devnull, "wb")
 
 
 class ChildService:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import os
 import socket
 import sys
@@ -206,7 +207,7 @@ async def start_children(reactor: Any, s: Settings, stops: List[Callable[[], Awa
     children = [ChildService("beater", s), ChildService("tailor", s)]
     for child in children:
         child.start()
-        stops.append(lambda child=child: child.stop(reactor))
+        stops.append(functools.partial(child.stop, reactor))  # bound now, not to the loop variable
     for child in children:
         await child.wait_healthy(reactor)
     return children

@@ -22,11 +22,11 @@ import json
 import sys
 import threading
 import time
-from typing import IO, Any, Callable, Dict, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Iterable, Optional, Tuple, cast
 
 import txaio
 from twisted.logger import (
-    FilteringLogObserver, ILogObserver, LogLevel, LogLevelFilterPredicate, Logger, PredicateResult,
+    FilteringLogObserver, ILogFilterPredicate, ILogObserver, LogLevel, LogLevelFilterPredicate, Logger, PredicateResult,
     formatEvent, formatTime, globalLogBeginner,
 )
 from zope.interface import provider
@@ -154,10 +154,13 @@ def start_logging(service: str, level: str = "info", fmt: str = "text", out: Opt
     JSON-lines stream.
     """
     txaio.use_twisted()
-    txaio.set_global_log_level(level)  # autobahn's own loggers skip what is below it before any observer sees it
-    stream = out if out is not None else sys.__stderr__
-    observer = FilteringLogObserver(line_observer(stream, service, fmt), predicates(level))
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=True)
+    # txaio binds its API functions at use_twisted(), so its own annotations do not show them.
+    txaio.set_global_log_level(level)  # type: ignore[attr-defined]  # autobahn's own loggers skip what is below it before any observer sees it
+    # sys.__stderr__ is None only for an interpreter started without stderr, which a service never is.
+    stream = out if out is not None else cast(IO[str], sys.__stderr__)
+    # The predicates and FilteringLogObserver provide their zope interfaces, which mypy cannot see.
+    observer = FilteringLogObserver(line_observer(stream, service, fmt), cast("Iterable[ILogFilterPredicate]", predicates(level)))
+    globalLogBeginner.beginLoggingTo([cast(ILogObserver, observer)], redirectStandardIO=True)
 
 
 # --- limits: one line per (limit, client) per minute ------------------------------------------------------------------

@@ -14,7 +14,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, cast
 from urllib.parse import urlparse
 
 from beater.limits import DEPTH_CEILING, Limits
@@ -305,7 +305,7 @@ def resolve(args: Optional[argparse.Namespace] = None, environ: Mapping[str, str
         kafka_max_in_flight=_int(raw, "kafka_max_in_flight"),
         kafka_max_record_bytes=_int(raw, "kafka_max_record_bytes"),
         kafka_registrations_topic=raw["kafka_registrations_topic"].strip(),
-        **_limits(raw),
+        **cast(Dict[str, Any], _limits(raw)),  # its keys are Settings' int max_* fields: mypy cannot match ** keys to fields
         registration_grace_s=_float(raw, "registration_grace_s"),
         log_level=raw["log_level"],
         log_format=raw["log_format"],

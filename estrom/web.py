@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Dict, FrozenSet, Optional, Sequence
+from typing import Any, Dict, FrozenSet, Optional, Sequence, cast
 
+from twisted.internet.interfaces import ITransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.reflect import prefixedMethodNames
 from twisted.web.error import UnsupportedMethod
+from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -26,7 +28,7 @@ def error_body(uri: str, message: str, **extra: Any) -> Dict[str, Any]:
 
 def write_json(request: Request, status: int, body: Dict[str, Any]) -> None:
     """Finish ``request`` with a JSON body (no-op if the client already left)."""
-    if request.finished or request._disconnected:  # type: ignore[attr-defined]
+    if request.finished or request._disconnected:
         return
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"application/json")
@@ -68,7 +70,7 @@ def internal_error(request: Request, what: str) -> None:
     closed, since no status can be sent any more and a finished-looking answer would hide the loss.
     """
     log.failure("{what} failed unexpectedly", what=what)
-    if request.finished or request._disconnected:  # type: ignore[attr-defined]
+    if request.finished or request._disconnected:
         return
     if request.startedWriting:
         request.loseConnection()
@@ -169,7 +171,8 @@ class JsonErrorsChannel(HTTPChannel):
         uri = contract.ERROR_REQUEST_TOO_LARGE if status in (414, 431) else contract.ERROR_INVALID_ARGUMENT
         body = json.dumps(error_body(uri, message, part=part, limit=self.MAX_LENGTH if status != 400 else None)).encode() + b"\n"
         reason = {400: b"Bad Request", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}[status]
-        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        # The transport is set before any line arrives; ITransport.write is a zope Interface method: mypy sees no self.
+        cast(ITransport, self.transport).write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"  # type: ignore[call-arg, misc]
                              b"connection: close\r\n\r\n%s" % (status, reason, len(body), body))
         self.loseConnection()
 
@@ -200,7 +203,7 @@ class TimedRequest(Request):
     def process(self) -> None:
         """Serve the request; ``<method> *`` (other than OPTIONS) gets a JSON 405 instead of an empty one."""
         if self.path == b"*" and self.method != b"OPTIONS":
-            self.site = self.channel.site
+            self.site = self.channel.site  # type: ignore[attr-defined]  # Site.buildProtocol sets it; HTTPChannel does not declare it
             body = refuse_method(self, [b"OPTIONS"], "only OPTIONS applies to the server as a whole (*)")
             self.setHeader(b"content-length", b"%d" % len(body))
             self.write(body)
@@ -247,11 +250,11 @@ class JsonSite(Site):
         """What Twisted's "... starting on <port>" line calls this site."""
         return "HTTP API"
 
-    def log(self, request: Request) -> None:
+    def log(self, request: http.Request) -> None:
         """Twisted's hook at ``finish()``: one access line, unless the mode leaves this request out."""
         self.log_request(request, left=False)
 
-    def log_request(self, request: Request, left: bool) -> None:
+    def log_request(self, request: http.Request, left: bool) -> None:
         """One ``estrom.access`` event: client, request line, status, body bytes sent, seconds, user agent."""
         if self.access == "off" or (self.access == "requests" and request.path in QUIET_PATHS):
             return

@@ -14,11 +14,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 from twisted.internet import task
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.interfaces import IReactorCore, IReactorTCP, IReactorTime
+from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IReactorTCP, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 
 from router import config as crossbar_config
@@ -175,7 +175,7 @@ class RouterProcess:
         if host is None or port is None:
             assert self.listen is not None, "wait_ready needs host and port, or listen= at construction"
             host, port = self.listen
-        clock: IReactorTime = reactor  # type: ignore[assignment]
+        clock: IReactorTime = reactor
         waited = 0.0
         while True:
             code = self.exited()
@@ -184,7 +184,8 @@ class RouterProcess:
             try:
                 factory = Factory.forProtocol(Protocol)
                 factory.noisy = False  # one "Starting factory" log line per probe otherwise
-                proto = await TCP4ClientEndpoint(reactor, host, port, timeout=1).connect(factory)
+                # Factory implements IProtocolFactory through zope, which mypy cannot see.
+                proto = await TCP4ClientEndpoint(reactor, host, port, timeout=1).connect(cast(IProtocolFactory, factory))
                 proto.transport.loseConnection()
                 # The port listens before the WebSocket service is mounted on it; Crossbar logs
                 # this marker once every transport and service of the node is up.
@@ -193,7 +194,7 @@ class RouterProcess:
                 raise RuntimeError("not booted yet")
             except Exception:
                 if waited >= timeout:
-                    raise RuntimeError(f"Crossbar did not listen on {host}:{port} within {timeout:.0f} s:\n{self.log_tail()}")
+                    raise RuntimeError(f"Crossbar did not listen on {host}:{port} within {timeout:.0f} s:\n{self.log_tail()}") from None
             await task.deferLater(clock, 0.1, lambda: None)
             waited += 0.1
 

@@ -44,7 +44,8 @@ class TailorApp:
     async def stop(self) -> None:
         """Stop listening and leave the router."""
         if self.port is not None:
-            await self.port.stopListening()
+            # zope Interface method (mypy sees no self); a TCP port's stopListening returns a Deferred.
+            await self.port.stopListening()  # type: ignore[misc]
         await self.component.stop()
 
 

@@ -63,7 +63,7 @@ class CountsAggregator:
 
     def now_ms(self) -> int:
         """The reactor's wall clock in epoch milliseconds: the time axis of ``_received``."""
-        return int(self.clock.seconds() * 1000)
+        return int(self.clock.seconds() * 1000)  # type: ignore[misc]  # zope Interface method: mypy sees no self
 
     # --- the hub's Sink ---------------------------------------------------------------------------
 
@@ -97,15 +97,15 @@ class CountsAggregator:
     def stop(self) -> None:
         """No tail is left: stop the timers."""
         self.stopped = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        if self._timer is not None and self._timer.active():  # type: ignore[misc]  # zope Interface method: mypy sees no self
+            self._timer.cancel()  # type: ignore[misc]  # zope Interface method: mypy sees no self
         self._timer = None
         if self._provisional is not None and self._provisional.running:
             self._provisional.stop()
 
     def _schedule(self) -> None:
         delay_ms = max(0, self.counter.next_close_ms() - self.now_ms())
-        self._timer = self.clock.callLater(delay_ms / 1000.0, self._close_due)
+        self._timer = self.clock.callLater(delay_ms / 1000.0, self._close_due)  # type: ignore[arg-type]  # zope Interface method: mypy sees no self
 
     def _close_due(self) -> None:
         self._timer = None
@@ -178,9 +178,9 @@ class CountsHub:
             for waiter in waiters:
                 waiter.callback(None)
         elif key in self._starting:  # another tail's subscribe is in flight: share it
-            waiter: "Deferred[None]" = Deferred()
-            self._starting[key].append(waiter)
-            await waiter
+            shared: "Deferred[None]" = Deferred()
+            self._starting[key].append(shared)
+            await shared
         aggregator.tails[tail] = partial
         return aggregator
 

@@ -89,7 +89,7 @@ class TopicPublisher:
         self.topic = topic
         self.session = session
         self.aggregator: Optional[CountsAggregator] = None
-        self.idle_since: Optional[float] = clock.seconds()  # None while the router holds a subscription
+        self.idle_since: Optional[float] = clock.seconds()  # type: ignore[misc]  # None while the router holds a subscription
         self.published = 0
 
     def deliver(self, hits: Any) -> None:
@@ -141,7 +141,7 @@ class WampCounts:
             if not self._idle_check.running:
                 self._idle_check.start(IDLE_CHECK_S, now=False)
         elif publisher.idle_since is not None:
-            publisher.idle_since = self.clock.seconds()  # a fresh call restarts the wait for a subscriber
+            publisher.idle_since = self.clock.seconds()  # type: ignore[misc]  # a fresh call restarts the wait for a subscriber
         return {
             "topic": topic, "subscription_id": registration["id"], "index": registration.get("index"),
             "readable": registration.get("readable"), "window": window_text(wanted.window_ms),
@@ -153,7 +153,7 @@ class WampCounts:
         session = self.session()
         if session is None:
             return
-        now = self.clock.seconds()
+        now = self.clock.seconds()  # type: ignore[misc]  # zope Interface method: mypy sees no self
         for topic, publisher in list(self.publishers.items()):
             try:
                 held = await session.call(contract.META_SUBSCRIPTION_LOOKUP, topic)

@@ -12,7 +12,7 @@ are never a 200, so a browser's EventSource does not reconnect in a storm.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional, cast
 
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -76,7 +76,9 @@ def _text(value: bytes, name: bytes) -> str:
 
 
 def _args(request: Request) -> Dict[str, List[str]]:
-    return {_text(k, k): [_text(v, k) for v in vs] for k, vs in request.args.items()}
+    # Twisted annotates args as None (its class default); requestReceived sets the dict before any render.
+    args = cast(Dict[bytes, List[bytes]], request.args)
+    return {_text(k, k): [_text(v, k) for v in vs] for k, vs in args.items()}
 
 
 def tail_parameters(request: Request) -> TailRequest:
@@ -93,7 +95,7 @@ async def start_tail(request: Request, tail: Tail, subscribe: Callable[[], Await
         tail.closed = True
         write_json(request, 503, error_body(contract.ERROR_UNAVAILABLE, f"subscribing failed: {e}"))
         return False
-    if request._disconnected:  # type: ignore[attr-defined]
+    if request._disconnected:
         tail.close()
         return False
     request.notifyFinish().addBoth(lambda _: tail.close())
@@ -156,7 +158,7 @@ class DocsResource(Resource):
         try:
             await self._tail(request, wanted)
         finally:
-            if not request.finished and not request._disconnected:  # type: ignore[attr-defined]
+            if not request.finished and not request._disconnected:
                 request.notifyFinish().addBoth(lambda _: self.limits.closed(address))
             else:
                 self.limits.closed(address)
@@ -172,7 +174,7 @@ class DocsResource(Resource):
             return None
         try:
             # persist=true exempts the registration from expiry; the Beater checks the value (400 if not a boolean)
-            persist = request.args.get(b"persist") if wanted.procedure == contract.PROC_REGISTER else None
+            persist = cast(Dict[bytes, List[bytes]], request.args).get(b"persist") if wanted.procedure == contract.PROC_REGISTER else None
             options = {"persist": persist[-1].decode("utf-8", "replace")} if persist else {}
             registration = await session.call(wanted.procedure, *wanted.args, **options)
         except ApplicationError as e:
@@ -184,7 +186,7 @@ class DocsResource(Resource):
             log.failure("calling {p} failed", p=wanted.procedure)
             write_json(request, 503, error_body(contract.ERROR_UNAVAILABLE, f"the Beater did not answer: {e}"))
             return None
-        if request._disconnected:  # type: ignore[attr-defined]
+        if request._disconnected:
             return None
         return registration
 
@@ -372,7 +374,7 @@ class Root(Resource):
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         """Dispatch on the full path."""
-        segments = [path] + request.postpath
+        segments = [path] + cast(List[bytes], request.postpath)  # Request.process sets it before traversal
         if segments == [b"api", b"v0.1", b"docs"]:
             return self.docs
         if segments == [b"api", b"v0.1", b"counts"]:

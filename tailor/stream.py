@@ -106,8 +106,9 @@ class Format:
 
     def footer(self, end: Optional[Dict[str, Any]], first: bool) -> bytes:
         """The closing bytes, after a record saying why unless the client asked for the end itself."""
-        said = end is not None and end["_estrom"].get("end") not in SELF_EVIDENT_ENDS
-        return (self.record("end", end, first) if said else b"") + FOOTER
+        if end is None or end["_estrom"].get("end") in SELF_EVIDENT_ENDS:
+            return FOOTER
+        return self.record("end", end, first) + FOOTER
 
 
 class NdjsonFormat(Format):

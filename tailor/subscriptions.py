@@ -276,8 +276,8 @@ class SubscriptionHub:
                 if not failed:
                     break
                 if delay is None or self.session is not session or self.clock is None:
-                    for beater, e in failed.items():
-                        log.warn("catching up {id} from Beater {beater} after a reconnect failed: {e}", id=subscription_id, beater=beater, e=e)
+                    for beater, error in failed.items():
+                        log.warn("catching up {id} from Beater {beater} after a reconnect failed: {e}", id=subscription_id, beater=beater, e=error)
                         gap(beater, None)
                     break
                 await deferLater(self.clock, delay, lambda: None)

@@ -122,9 +122,9 @@ class Tail:
             self._counted_open = True
         self._heartbeat.start(self._heartbeat_s, now=False)
         if self._timeout_s:
-            self._timers.append(self.clock.callLater(self._timeout_s, self.finish, control(end="timeout")))
+            self._timers.append(self.clock.callLater(self._timeout_s, self.finish, control(end="timeout")))  # type: ignore[arg-type]  # zope Interface method: mypy sees no self
         if self._max_tail_s:
-            self._timers.append(self.clock.callLater(self._max_tail_s, self.finish, control(end="max_tail_s", max_tail_s=self._max_tail_s)))
+            self._timers.append(self.clock.callLater(self._max_tail_s, self.finish, control(end="max_tail_s", max_tail_s=self._max_tail_s)))  # type: ignore[arg-type]  # zope Interface method: mypy sees no self
 
     def hold(self) -> None:
         """Keep live hits aside (while a replay runs) until :meth:`release_held`."""
@@ -199,7 +199,7 @@ class Tail:
         transport = getattr(self.request.channel, "transport", None)
         if transport is not None and hasattr(transport, "abortConnection"):
             # A client that does not read will not read the error either: do not hold its buffers forever.
-            self.clock.callLater(SLOW_CLOSE_GRACE_S, transport.abortConnection)
+            self.clock.callLater(SLOW_CLOSE_GRACE_S, transport.abortConnection)  # type: ignore[arg-type]  # zope Interface method: mypy sees no self
 
     def close(self) -> None:
         """Release the subscription, the buffer and the timers (also when the client went away)."""
@@ -210,8 +210,8 @@ class Tail:
         self.pending_bytes = 0
         self._held = None
         for timer in self._timers:
-            if timer.active():
-                timer.cancel()
+            if timer.active():  # type: ignore[misc]  # zope Interface method: mypy sees no self
+                timer.cancel()  # type: ignore[misc]  # zope Interface method: mypy sees no self
         self._wake_drain_waiters()  # a replay waiting for this client stops at its next page
         if self._heartbeat.running:
             self._heartbeat.stop()

@@ -212,9 +212,10 @@ class WindowCounter:
 
     def advance(self, now_ms: int) -> List[Dict[str, Any]]:
         """The windows that closed by ``now_ms``, oldest first, each as its final record."""
-        closed = []
+        closed: List[Dict[str, Any]] = []
         while self.next_close_ms() <= now_ms and len(closed) < MAX_CATCH_UP:
-            closed.append(self.record(self._open.pop(self.next_ms, None) or _Window(self.next_ms), final=True))
+            window: Optional[_Window] = self._open.pop(self.next_ms, None)
+            closed.append(self.record(window or _Window(self.next_ms), final=True))
             self.next_ms += self.spec.window_ms
         if len(closed) >= MAX_CATCH_UP and self.next_close_ms() <= now_ms:
             # More than MAX_CATCH_UP windows behind: skip to the present; the first one after is partial.

@@ -25,7 +25,7 @@ import dataclasses
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, List, Mapping, Optional, Set, Tuple
+from typing import Any, Awaitable, Callable, List, Mapping, Optional, Set, Tuple
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.threads import deferToThreadPool
@@ -127,14 +127,14 @@ class LogConfig:
 
 
 class RegistrationLog:
-    """Follow the registrations topic into ``register`` (a Deferred-returning local registration) and
+    """Follow the registrations topic into ``register`` (an awaitable-returning local registration) and
     produce new registrations to it.
 
     ``caught_up`` fires once every entry that was in the topic when the log started is registered
     locally; the Kafka document source waits for it.
     """
 
-    def __init__(self, reactor: Any, config: LogConfig, register: Callable[[Registration], "Deferred[bool]"],
+    def __init__(self, reactor: Any, config: LogConfig, register: Callable[[Registration], Awaitable[bool]],
                  mappings: Mapping[str, IndexMapping], metrics: Any = None,
                  drop: Optional[Callable[[str, str], Any]] = None) -> None:
         """``register(registration)`` registers an entry locally; ``drop(id, reason)`` (an awaitable)
@@ -208,10 +208,14 @@ class RegistrationLog:
         another, in log order."""
         for offset, key, value, *rest in records:
             headers = rest[0] if rest else ()
-            self._chain.addCallback(lambda _, o=offset, k=key, v=value, h=headers: ensureDeferred(self._apply(o, k, v, h)))
+            self._chain.addCallback(self._apply_next, offset, key, value, headers)
             self._chain.addErrback(lambda f: log.failure("registrations log: applying an entry failed", f))
         if caught_up:
             self._chain.addCallback(lambda _: None if self.caught_up.called else self.caught_up.callback(None))
+
+    def _apply_next(self, _: None, offset: int, key: Optional[bytes], value: Optional[bytes], headers: Any) -> "Deferred[None]":
+        """The chain's next link: apply this entry once the ones before it are applied."""
+        return ensureDeferred(self._apply(offset, key, value, headers))
 
     async def _apply(self, offset: int, key: Optional[bytes], value: Optional[bytes], headers: Any = ()) -> None:
         try:
@@ -347,7 +351,12 @@ async def _with_timeout(reactor: Any, d: "Deferred[Any]", seconds: float) -> Non
     from beater.errors import BackendUnavailable
 
     waiter: "Deferred[Any]" = Deferred()
-    d.addBoth(lambda r: (None if waiter.called else waiter.callback(r), r)[1])
+    def relay(r: Any) -> Any:
+        if not waiter.called:
+            waiter.callback(r)
+        return r
+
+    d.addBoth(relay)
     call = reactor.callLater(seconds, lambda: None if waiter.called else waiter.errback(
         BackendUnavailable(f"the registrations log is not reachable (waited {seconds:.0f} s)")))
     try:

@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple, cast
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import LoopingCall, deferLater
@@ -370,7 +370,7 @@ class KafkaSource:
         positions = self.tracker.to_commit(keys)
         if not positions:
             return
-        offsets = {TopicPartition(t, p): OffsetAndMetadata(pos, "", -1) for (t, p), pos in positions.items()}
+        offsets = {TopicPartition(t, p): OffsetAndMetadata(pos, "", -1) for (t, p), pos in _by_partition(positions).items()}
         started = time.monotonic()
         try:
             consumer.commit(offsets, timeout_ms=5000)
@@ -431,6 +431,11 @@ class KafkaSource:
         return producer
 
 
+def _by_partition(positions: Dict[Hashable, int]) -> Dict[Tuple[str, int], int]:
+    """The tracker's positions under their real key type: this source tracks (topic, partition) keys only."""
+    return cast(Dict[Tuple[str, int], int], positions)
+
+
 def fast_crc() -> bool:
     """Whether kafka-python checks record batch CRCs with the C ``crc32c`` package rather than its
     pure-Python fallback (which alone cost 300 us a record, the Beater's bottleneck)."""
@@ -457,7 +462,7 @@ def _make_listener(source: KafkaSource, consumer: Any) -> Any:
                 await coordinator._net.sleep(0.05)  # heartbeats go on meanwhile
             positions = source.tracker.to_commit(keys)
             if positions:
-                offsets = {TopicPartition(t, p): OffsetAndMetadata(pos, "", -1) for (t, p), pos in positions.items()}
+                offsets = {TopicPartition(t, p): OffsetAndMetadata(pos, "", -1) for (t, p), pos in _by_partition(positions).items()}
                 started = time.monotonic()
                 try:
                     await coordinator._commit_offsets_sync_async(offsets, timeout_ms=5000)

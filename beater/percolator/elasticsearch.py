@@ -63,7 +63,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import treq
 from twisted.internet import task
@@ -361,12 +361,14 @@ class ElasticsearchPercolator:
         attempt = failed_in_a_row = 0
         while True:
             url = self.url
+            # treq's parameter is invariant in its key and value types: this dict must say it holds what it allows
+            headers: Dict[Union[bytes, str], List[Union[bytes, str]]] = {b"Content-Type": [content_type], b"Accept": [b"application/json"]}
             try:
                 response = await treq.request(
                     method,
                     url + path,
                     data=data,
-                    headers={b"Content-Type": [content_type], b"Accept": [b"application/json"]},
+                    headers=headers,
                     timeout=self.timeout,
                     reactor=self.reactor,
                     pool=self.pool,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import replace
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, cast
 
 from beater.errors import InvalidQuery, UnsupportedQuery
 from beater.query.ir import (
@@ -22,6 +22,7 @@ from beater.query.ir import (
     MatchAll,
     MatchNone,
     Node,
+    Operator,
     Phrase,
     Prefix,
     Range,
@@ -41,7 +42,7 @@ def _f32(x: float) -> float:
     return struct.unpack("f", struct.pack("f", x))[0]
 
 
-def _parse_int(text: str, spec: str) -> int:
+def _parse_int(text: str, spec: object) -> int:
     try:
         return int(text.strip())
     except ValueError:
@@ -254,6 +255,7 @@ class _DslParser:
         if isinstance(fields, str):
             fields = [fields]
         names = _field_names("multi_match", fields)
+        nodes: List[Node]
         if kind in ("best_fields", "most_fields"):
             # both match a document when one field matches with the per-field operator / msm
             nodes = [self.match_node(name, body, "multi_match") for name in dict.fromkeys(names)]
@@ -516,10 +518,10 @@ def _string(kind: str, value: Any) -> str:
     return str(value)
 
 
-def _operator(kind: str, value: Any) -> str:
+def _operator(kind: str, value: Any) -> Operator:
     if not isinstance(value, str) or value.lower() not in ("or", "and"):
         raise InvalidQuery(f"{kind} operator must be 'or' or 'and'", part=_show(value))
-    return value.lower()
+    return cast(Operator, value.lower())  # checked just above to be "or" or "and"
 
 
 def _flag(name: str, params: Mapping[str, Any]) -> bool:

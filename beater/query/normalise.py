@@ -19,7 +19,7 @@ boolean fields (``true``, ``2020-01-01T00:00Z``, ``1E5``, ``NaN``) are left alon
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, TypeGuard, Union
 
 from beater.query.identity import canonical_json
 from beater.query.ir import (
@@ -80,7 +80,7 @@ def _leaf(node: Node, fields: FieldKinds) -> Node:
             return Match(node.field, text)  # a one-term phrase is a term query
         return Phrase(node.field, text, slop=node.slop)
     if isinstance(node, Terms):
-        unique: Dict[str, object] = {}
+        unique: Dict[str, Union[str, int, float, bool]] = {}
         for value in node.values:
             unique.setdefault(canonical_json(Term(node.field, value)), value)
         values = tuple(unique[k] for k in sorted(unique))
@@ -101,7 +101,7 @@ def _sorted(nodes: List[Node]) -> Tuple[Node, ...]:
     return tuple(sorted(nodes, key=canonical_json))
 
 
-def _is_disjunction(node: Node) -> bool:
+def _is_disjunction(node: Node) -> TypeGuard[Bool]:
     """A canonical Bool that means "at least one of its should clauses"."""
     return (
         isinstance(node, Bool)

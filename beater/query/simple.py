@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from beater.errors import InvalidQuery, UnsupportedQuery
-from beater.query.ir import Bool, Fuzzy, Match, MatchAll, MatchNone, Node, Phrase, Prefix
+from beater.query.ir import Bool, Fuzzy, Match, MatchAll, MatchNone, Node, Operator, Phrase, Prefix
 from beater.query.kinds import DYNAMIC, FieldKinds
 from beater.query.lucene import MAX_CLAUSES, has_tokens, normalised_term
 
@@ -76,7 +76,7 @@ class Fields:
     """How one piece of query text becomes a query on every field searched."""
 
     names: Tuple[str, ...]
-    default_operator: str = "or"
+    default_operator: Operator = "or"
     fuzzy_prefix_length: int = 0
     fuzzy_transpositions: bool = True
     kinds: FieldKinds = DYNAMIC

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.integration.conftest import Estrom
-from tests.integration.tailclients import hits_of, open_tail, post_docs
+from tests.integration.tailclients import open_tail, post_docs
 
 
 def test_a_highlighting_tail_gets_the_matched_terms_per_field(estrom: Estrom) -> None:

@@ -26,7 +26,7 @@ import re
 import regex
 
 try:
-    from beater.percolator.embedded import _analysis as _native
+    from beater.percolator.embedded import _analysis as _native  # type: ignore[attr-defined]  # a C extension without a stub
 except ImportError:  # built without a C compiler: the pure-Python tokenizer, same tokens
     _native = None
 

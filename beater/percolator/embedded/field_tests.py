@@ -63,7 +63,7 @@ def tokens_any(test: TermTest) -> Callable[[AnalysedDoc, str], bool]:
     """Whether one of the field's text tokens passes ``test``."""
     def check(doc: AnalysedDoc, path: str) -> bool:
         postings = doc.tokens.get(path)
-        return bool(postings) and any(test(token) for token in postings)
+        return postings is not None and any(test(token) for token in postings)
     return check
 
 

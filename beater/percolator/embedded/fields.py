@@ -85,10 +85,10 @@ def parse_long(value: Any) -> Optional[int]:
         if re.fullmatch(r"[+-]?\d+", text):
             number = int(text)
             return number if LONG_MIN <= number <= LONG_MAX else None
-    number = parse_number(value)
-    if number is None or not math.isfinite(number) or not (LONG_MIN <= number <= LONG_MAX):
+    parsed = parse_number(value)
+    if parsed is None or not math.isfinite(parsed) or not (LONG_MIN <= parsed <= LONG_MAX):
         return None
-    return int(number)  # truncation toward zero, as Java's (long) cast
+    return int(parsed)  # truncation toward zero, as Java's (long) cast
 
 
 def parse_float(value: Any) -> Optional[float]:
@@ -504,7 +504,7 @@ def _add_value(item: Any, node: PlanNode, doc: AnalysedDoc, text_next: Dict[str,
 
 
 try:
-    from beater.percolator.embedded import _analysis as _native
+    from beater.percolator.embedded import _analysis as _native  # type: ignore[attr-defined]  # a C extension without a stub
 except ImportError:  # built without a C compiler: the pure-Python walk, same answers
     _native = None
 else:

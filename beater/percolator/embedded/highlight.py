@@ -44,7 +44,7 @@ def highlight(node: ir.Node, doc: AnalysedDoc) -> Highlights:
     found: Dict[str, Set[str]] = {}
     for leaf in positive_leaves(node):
         test = compile_query(leaf)
-        field = getattr(leaf, "field")
+        field = getattr(leaf, "field")  # noqa: B009 - every leaf has one, the Node base class does not declare it
         for path, kind in list(doc.fields_of_type()):
             if field not in (ir.ANY_FIELD, path):
                 continue

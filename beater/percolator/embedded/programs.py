@@ -8,7 +8,7 @@ evaluates the form; what has no tag of its own is called back in Python.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Tuple
 
 from beater.percolator.embedded.verification import BoolForm, Form, GuardForm, PatternForm, PhraseForm, RangeForm
 
@@ -40,6 +40,7 @@ def native_program(form: Form, key_id: Callable[[str], int]) -> Any:
             [native_program(f, key_id) for f in form.opt], form.need,
         )
     if t is GuardForm:
+        inner: Tuple[Any, ...]
         if form.phrase is not None:  # a phrase on every field: the text fields' positions there
             inner = (P_ANY_PHRASE, key_id(form.escape), form.phrase, form.inner)
         else:

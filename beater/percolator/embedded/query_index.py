@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, cast
 
 from beater.mappings import IndexMapping
 from beater.percolator.embedded.extraction import Extractor, extract_keys, is_exact, unmapped_fields
@@ -100,7 +100,7 @@ class QueryIndex:
                     results.append(self._verified_one_by_one(index, state, dk, doc))
         return results
 
-    def _verified(self, state: _IndexState, dk: FrozenSet[str], doc: Any) -> List[str]:
+    def _verified(self, state: _IndexState, dk: Set[str], doc: Any) -> List[str]:
         """The ids of the queries of ``state`` the analysed document matches, in registration order (the hot path)."""
         presearcher = state.presearcher
         ids = state.ids
@@ -132,9 +132,10 @@ class QueryIndex:
         if presearcher.core is not None:
             return presearcher.native_answer(numbers, ids)
         numbers.sort()  # numbers, not ids: ints compare faster
-        return [ids[number] for number in numbers]
+        # a removed query (id None) is no candidate any more, so every id here is a str
+        return cast(List[str], [ids[number] for number in numbers])
 
-    def _verified_one_by_one(self, index: str, state: _IndexState, dk: FrozenSet[str], doc: Any) -> List[str]:
+    def _verified_one_by_one(self, index: str, state: _IndexState, dk: Set[str], doc: Any) -> List[str]:
         """As :meth:`_verified`, without the native core and each candidate verified on its own: a query whose
         matcher raises is skipped for this document (and logged once), the others still match it."""
         exact, found = state.presearcher.split_candidates(dk, doc)
@@ -154,7 +155,7 @@ class QueryIndex:
                 continue
             if matched:
                 numbers.add(number)
-        return [state.ids[number] for number in sorted(numbers) if state.ids[number] is not None]
+        return [sid for sid in (state.ids[number] for number in sorted(numbers)) if sid is not None]
 
     def __len__(self) -> int:
         return len(self._index_of)
@@ -392,8 +393,10 @@ class _IndexState:
             if query is None or number in presearcher.exact or number in presearcher.ranged or number in self.settled:
                 continue
             alternatives = self.alternatives.get(number)
+            keys: Optional[FrozenSet[str]]
             if alternatives is not None:
-                keys = frozenset(min(alternatives, key=cost))
+                cheapest: Tuple[str, ...] = min(alternatives, key=cost)
+                keys = frozenset(cheapest)
             else:
                 keys, _ = extract_keys(query.node, types, presearcher.weight)
             if keys is not None and presearcher.too_common(keys):

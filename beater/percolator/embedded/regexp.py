@@ -62,7 +62,7 @@ class _RegexpTranslator:
 
     def concat(self) -> str:
         out = []
-        while self.peek() is not None and self.peek() not in "|)":
+        while (c := self.peek()) is not None and c not in "|)":
             if self.peek() == "&":
                 raise self.fail("intersection '&'")
             out.append(self.repeat())

@@ -412,13 +412,13 @@ def compact_form(node: ir.Node, types: Dict[str, str]) -> Form:
     if isinstance(node, ir.MatchNone):
         return False
     if is_exact(node, types):
-        keys = Extractor(types).extract(node)
-        if keys is not ANY:
-            if not keys:
+        extracted = Extractor(types).extract(node)
+        if extracted is not ANY:
+            if not extracted:
                 return False
-            if len(keys) == 1:
-                return sys.intern(next(iter(keys)))
-            return frozenset(sys.intern(k) for k in keys)
+            if len(extracted) == 1:
+                return sys.intern(next(iter(extracted)))
+            return frozenset(sys.intern(k) for k in extracted)
     if isinstance(node, ir.Range) and node.field != ir.ANY_FIELD and types.get(node.field) == LONG:
         bounds = long_range_bounds(node)
         if bounds is not None:
