@@ -29,15 +29,24 @@ MAX_WAITING = 10_000
 """Most hits waiting for highlights per subscription; past it, hits are passed on as they are."""
 
 
-def with_highlights(hits: Sequence[Delivered], highlights: Sequence[Any]) -> List[Delivered]:
-    """The hits re-encoded with ``_highlight`` from the Beater's answer (one entry per hit, in order)."""
-    out = []
-    for item, found in zip(hits, highlights):
+def decode_hits(hits: Sequence[Delivered]) -> List[Any]:
+    """Each hit's JSON decoded (None where it is not JSON)."""
+    decoded = []
+    for item in hits:
         try:
-            hit = json.loads(item.data)
+            decoded.append(json.loads(item.data))
         except ValueError:
-            out.append(item)
-            continue
+            decoded.append(None)
+    return decoded
+
+
+def with_highlights(hits: Sequence[Delivered], highlights: Sequence[Any],
+                    decoded: Optional[Sequence[Any]] = None) -> List[Delivered]:
+    """The hits re-encoded with ``_highlight`` from the Beater's answer (one entry per hit, in order);
+    ``decoded``: the hits already decoded (:func:`decode_hits`), so they are not parsed twice."""
+    parsed = decode_hits(hits) if decoded is None else decoded
+    out = []
+    for item, hit, found in zip(hits, parsed, highlights):
         if isinstance(hit, dict) and isinstance(found, dict):
             hit["_highlight"] = found
             out.append(Delivered(item.beater, item.seq, stream.encode_hit(hit)))
@@ -47,16 +56,9 @@ def with_highlights(hits: Sequence[Delivered], highlights: Sequence[Any]) -> Lis
     return out
 
 
-def sources_of(hits: Sequence[Delivered]) -> List[Any]:
-    """The ``_source`` of each hit (None where the hit is not one a Beater encoded)."""
-    sources = []
-    for item in hits:
-        try:
-            hit = json.loads(item.data)
-        except ValueError:
-            hit = None
-        sources.append(hit.get("_source") if isinstance(hit, dict) else None)
-    return sources
+def sources_of(decoded: Sequence[Any]) -> List[Any]:
+    """The ``_source`` of each decoded hit (None where the hit is not one a Beater encoded)."""
+    return [hit.get("_source") if isinstance(hit, dict) else None for hit in decoded]
 
 
 async def highlight_hits(session: Any, subscription_id: str, hits: Sequence[Delivered]) -> List[Delivered]:
@@ -65,8 +67,9 @@ async def highlight_hits(session: Any, subscription_id: str, hits: Sequence[Deli
     step = contract.MAX_HIGHLIGHT_SOURCES
     for start in range(0, len(hits), step):
         page = list(hits[start:start + step])
-        answer = await session.call(contract.PROC_HIGHLIGHT, subscription_id, sources_of(page))
-        out.extend(with_highlights(page, answer.get("highlights") or []))
+        decoded = decode_hits(page)
+        answer = await session.call(contract.PROC_HIGHLIGHT, subscription_id, sources_of(decoded))
+        out.extend(with_highlights(page, answer.get("highlights") or [], decoded))
     return out
 
 
