@@ -14,8 +14,8 @@ from json.decoder import WHITESPACE  # type: ignore[attr-defined]  # exists at r
 from typing import Any, Dict, List, Optional, Tuple
 
 from beater.errors import LimitExceeded
-from beater.limits import (DEFAULT, Limits, Violation, check_document, line_too_long, loads, lone_surrogate, too_deep, too_large,
-                           value_end)
+from beater.limits import (DEFAULT, Limits, NonFinite, Violation, check_document, decode_marked, has_long_digits, line_too_long,
+                           lone_surrogate, raw_decode, too_deep, too_large, value_end)
 from router import contract
 
 ENVELOPE_KEYS = frozenset({"_index", "_id", "_source"})
@@ -72,8 +72,10 @@ class ParsedBody:
     positions: List[Dict[str, int]] = field(default_factory=list)
 
     def add(self, value: Any, index: str, limits: Limits, position: Dict[str, int], size: Optional[int],
-            text: Optional[str] = None, start: int = 0, end: Optional[int] = None) -> None:
-        """Keep the decoded item ``value`` as a document, or its error if it is no document or over a limit."""
+            text: Optional[str] = None, start: int = 0, end: Optional[int] = None, by_orjson: bool = False) -> None:
+        """Keep the decoded item ``value`` as a document, or its error if it is no document or over a limit.
+
+        ``by_orjson``: orjson parsed it, so it holds no lone surrogate (the look costs 2-3 us a document)."""
         document, error = unwrap(value, index)
         if document is None:
             self.errors.append(ItemError(error or "invalid document", line=position.get("line"), item=position.get("item")))
@@ -82,7 +84,7 @@ class ParsedBody:
         if violation is not None:
             self.errors.append(ItemError.over(violation, line=position.get("line"), item=position.get("item")))
             return
-        if text is not None:
+        if text is not None and not by_orjson:
             unwritable = lone_surrogate(document.source, text, start, end)
             if unwritable is not None:
                 self.errors.append(ItemError(unwritable, line=position.get("line"), item=position.get("item")))
@@ -91,7 +93,6 @@ class ParsedBody:
         self.positions.append(position)
 
 
-_DECODER = json.JSONDecoder()
 _SPACE = WHITESPACE.match
 
 
@@ -100,7 +101,9 @@ def parse_body(body: bytes, index: str, limits: Limits = DEFAULT) -> ParsedBody:
 
     Each item is checked against the document limits (an item over one is that item's error, naming
     the limit); LimitExceeded (413) if the whole body is over ``max_body_bytes`` or holds more than
-    ``max_docs_per_request`` items.  Never recurses on the nesting of the input."""
+    ``max_docs_per_request`` items.  Never recurses on the nesting of the input.  Items are parsed as by
+    ``json``, but NaN, Infinity, -Infinity and numbers too large for a double are invalid JSON
+    (``beater.limits.decode``)."""
     if len(body) > limits.max_body_bytes:
         raise LimitExceeded(f"the body is {len(body)} bytes, over the limit of {limits.max_body_bytes} (max_body_bytes)",
                             limit="max_body_bytes", value=limits.max_body_bytes)
@@ -114,15 +117,19 @@ def parse_body(body: bytes, index: str, limits: Limits = DEFAULT) -> ParsedBody:
     if not stripped:
         return ParsedBody(errors=[ItemError("empty body: send a JSON object, a JSON array or NDJSON")])
     is_ascii = text.isascii()
+    # One look at the whole body: without 19 digits in a row anywhere, no line needs its own (limits.decode).
+    long_digits = None if has_long_digits(body) else False
+    # The line of the body that ``stripped`` starts on (errors name lines and columns of the body).
+    first_line = 1 + text.count("\n", 0, text.find(stripped[0]))
     if stripped[0] == "[":
-        parsed = _parse_array(stripped, index, limits, is_ascii)
+        parsed = _parse_array(stripped, index, limits, is_ascii, first_line)
         if parsed is not None:
             return parsed
     elif stripped[0] == "{" and "\n" in stripped:  # one pretty-printed object, or NDJSON
-        parsed = _parse_multiline_object(stripped, index, limits, is_ascii)
+        parsed = _parse_multiline_object(stripped, index, limits, is_ascii, long_digits, first_line)
         if parsed is not None:
             return parsed
-    return _parse_ndjson(text, index, limits, is_ascii, single="\n" not in stripped)
+    return _parse_ndjson(text, index, limits, is_ascii, single="\n" not in stripped, long_digits=long_digits)
 
 
 def _size(text: str, start: int, end: int, is_ascii: bool) -> int:
@@ -130,10 +137,16 @@ def _size(text: str, start: int, end: int, is_ascii: bool) -> int:
     return end - start if is_ascii else len(text[start:end].encode("utf-8"))
 
 
-def _parse_multiline_object(text: str, index: str, limits: Limits, is_ascii: bool) -> Optional[ParsedBody]:
+def _parse_multiline_object(text: str, index: str, limits: Limits, is_ascii: bool,
+                            long_digits: Optional[bool] = None, first_line: int = 1) -> Optional[ParsedBody]:
     """The body as one (pretty-printed) object, or None if it holds more than one value (NDJSON)."""
     try:
-        value = json.loads(text)
+        value, by_orjson = decode_marked(text, long_digits)
+    except NonFinite as e:
+        end = value_end(text, 0)
+        if end is None or text[end:].strip():
+            return None  # NDJSON: its line with the NaN is refused, naming its column
+        return ParsedBody(errors=[ItemError(_where(e, first_line), line=1)])
     except ValueError:  # not one JSON value, or a number Python will not convert: read line by line
         return None
     except RecursionError:
@@ -142,11 +155,16 @@ def _parse_multiline_object(text: str, index: str, limits: Limits, is_ascii: boo
             return None  # a deep first line of NDJSON: refused line by line
         return ParsedBody(errors=[ItemError.over(too_deep(limits), line=1)])
     parsed = ParsedBody()
-    parsed.add(value, index, limits, {"line": 1}, _size(text, 0, len(text), is_ascii), text)
+    parsed.add(value, index, limits, {"line": 1}, _size(text, 0, len(text), is_ascii), text, by_orjson=by_orjson)
     return parsed
 
 
-def _parse_array(text: str, index: str, limits: Limits, is_ascii: bool) -> Optional[ParsedBody]:
+def _where(error: NonFinite, first_line: int) -> str:
+    """The message of a non-finite number at ``error.pos`` of a body (its ``first_line`` is the body's)."""
+    return f"invalid JSON: {error.msg} at line {error.lineno + first_line - 1} column {error.colno}"
+
+
+def _parse_array(text: str, index: str, limits: Limits, is_ascii: bool, first_line: int = 1) -> Optional[ParsedBody]:
     """A JSON array body item by item (so that one item too deep to parse costs only itself), or None if the
     body is not one well-formed array (it is then read as NDJSON, which names the offending line)."""
     parsed = ParsedBody()
@@ -159,7 +177,13 @@ def _parse_array(text: str, index: str, limits: Limits, is_ascii: bool) -> Optio
             raise _too_many(limits)
         start = pos
         try:
-            value, end = _DECODER.raw_decode(text, pos)
+            value, end = raw_decode(text, pos)
+        except NonFinite as e:  # well-formed, but a NaN a hit could not carry: this item's error
+            found = value_end(text, pos) if text.startswith(("{", "["), pos) else None
+            if found is None:
+                return None
+            end = found
+            parsed.errors.append(ItemError(_where(e, first_line), item=item))
         except json.JSONDecodeError:
             return None
         except ValueError as e:  # well-formed, but a number of more digits than Python converts
@@ -186,8 +210,10 @@ def _parse_array(text: str, index: str, limits: Limits, is_ascii: bool) -> Optio
         return None
 
 
-def _parse_ndjson(text: str, index: str, limits: Limits, is_ascii: bool, single: bool = False) -> ParsedBody:
-    """One document per non-blank line; ``single``: the body is one line, its limit is the document's."""
+def _parse_ndjson(text: str, index: str, limits: Limits, is_ascii: bool, single: bool = False,
+                  long_digits: Optional[bool] = None) -> ParsedBody:
+    """One document per non-blank line; ``single``: the body is one line, its limit is the document's;
+    ``long_digits``: False if the body has no 19 digits in a row (see ``limits.decode``), None to look per line."""
     lines = text.split("\n")  # not splitlines(): JSON strings may hold U+2028 and other line breaks
     if sum(1 for line in lines if line.strip()) > limits.max_docs_per_request:
         raise _too_many(limits)
@@ -204,17 +230,17 @@ def _parse_ndjson(text: str, index: str, limits: Limits, is_ascii: bool, single:
             parsed.errors.append(ItemError.over(over, line=number))
             continue
         try:
-            value, violation = loads(line, limits)
+            value, by_orjson = decode_marked(line, long_digits)
+        except RecursionError:
+            parsed.errors.append(ItemError.over(too_deep(limits), line=number))
+            continue
         except json.JSONDecodeError as e:
             parsed.errors.append(ItemError(f"invalid JSON: {e.msg} at column {e.colno}", line=number))
             continue
         except ValueError as e:  # a number of more digits than Python converts (4,300)
             parsed.errors.append(ItemError(invalid_json(e), line=number))
             continue
-        if violation is not None:
-            parsed.errors.append(ItemError.over(violation, line=number))
-            continue
-        parsed.add(value, index, limits, {"line": number}, None, line)
+        parsed.add(value, index, limits, {"line": number}, None, line, by_orjson=by_orjson)
     return parsed
 
 
