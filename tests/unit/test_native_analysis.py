@@ -21,6 +21,7 @@ import regex
 from beater.percolator.embedded import analysis, fields
 from beater.percolator.embedded.analysis import lowercase, python_tokens
 from beater.percolator.embedded.fields import AnalysedDoc, FieldModel, FieldScope, analyse_document, python_analyse_document
+from beater.percolator.mapping import mapping_for_documents
 from tests.differential.test_analysis import HARD_CASES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -286,3 +287,79 @@ def test_numbers_keep_their_types_in_both_walks() -> None:
 def test_native_walk_refuses_a_plan_it_did_not_get_from_build_plan() -> None:
     with pytest.raises(TypeError, match="plan node"):
         native.analyse({"a": 1}, {"a": ("not", "a", "node")}, {}, {}, {}, {}, {}, set())
+
+
+# --- the native "would the mapping grow?" check (FieldModel.grow merges only what it flags) ---------
+
+def merge_would_map(document: Mapping[str, Any], properties: Mapping[str, Any]) -> bool:
+    """The reference: mapping.py's merge maps something new for this document."""
+    visible = {k: v for k, v in document.items() if not (isinstance(k, str) and k.startswith(fields.INTERNAL_PREFIX))}
+    return bool(mapping_for_documents([visible], properties))
+
+
+def test_native_unmapped_flags_exactly_the_corpus_documents_that_grow_the_model() -> None:
+    model = FieldModel()
+    flagged = 0
+    for document in read_ndjson(CORPUS) + read_ndjson(EDGE_DOCS):
+        expected = merge_would_map(document, model.properties)
+        assert native.unmapped(document, model.properties, fields.INTERNAL_PREFIX) is expected, document
+        flagged += expected
+        model.grow([document])
+    assert flagged > 1  # the model did grow along the way
+
+
+def random_json(rng: random.Random, depth: int = 0) -> Any:
+    choice = rng.randrange(9 if depth < 3 else 6)
+    if choice == 0:
+        return None
+    if choice == 1:
+        return rng.choice([True, False])
+    if choice == 2:
+        return rng.randrange(-5, 5)
+    if choice == 3:
+        return rng.random()
+    if choice == 4:
+        return rng.choice(["x", "2024-01-02", "", "1"])
+    if choice == 5:
+        return object()  # not a JSON value: es_type maps nothing
+    if choice == 6:
+        return [random_json(rng, depth + 1) for _ in range(rng.randrange(3))]
+    return {rng.choice(["a", "b", "c", "d.e", "", "@estrom_x"]): random_json(rng, depth + 1) for _ in range(rng.randrange(4))}
+
+
+def test_native_unmapped_agrees_with_the_merge_on_random_documents_and_mappings() -> None:
+    rng = random.Random(16)
+    agreed = {True: 0, False: 0}
+    flagged_in_vain = 0
+    for _ in range(6000):
+        model = FieldModel()
+        seed = random_json(rng)
+        if isinstance(seed, dict):
+            model.grow([seed])
+        if rng.random() < 0.2:
+            model.grow_with({"a": {"type": "object"}, "b": {}, "c": {"type": "long"}})
+        document = random_json(rng)
+        if not isinstance(document, dict):
+            continue
+        expected = merge_would_map(document, model.properties)
+        got = native.unmapped(document, model.properties, fields.INTERNAL_PREFIX)
+        # A flag where the merge maps nothing costs a merge; a missed field would never be mapped.
+        assert got or not expected, (document, model.properties)
+        if got == expected:
+            agreed[expected] += 1
+        else:
+            flagged_in_vain += 1
+    assert agreed[True] > 300 and agreed[False] > 300
+    assert flagged_in_vain <= (agreed[True] + agreed[False]) // 50, (flagged_in_vain, agreed)
+
+
+def test_the_model_grows_alike_with_and_without_the_native_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    documents = read_ndjson(CORPUS)[:800] + read_ndjson(EDGE_DOCS)
+    with_check = FieldModel()
+    for start in range(0, len(documents), 100):
+        with_check.grow(documents[start : start + 100])
+    monkeypatch.setattr(fields, "_native", None)
+    without = FieldModel()
+    for start in range(0, len(documents), 100):
+        without.grow(documents[start : start + 100])
+    assert with_check.properties == without.properties and with_check.types == without.types

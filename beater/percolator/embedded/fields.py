@@ -200,6 +200,13 @@ class FieldModel:
         """Map the fields these documents show first; return the new paths (empty if none)."""
         if not self.dynamic:
             return []
+        if _native is not None:
+            # The merge below walks every value in Python; most batches map nothing new, and the
+            # native check passes over the documents that hold no field the model lacks.
+            unmapped, properties = _native.unmapped, self.properties
+            documents = [doc for doc in documents if isinstance(doc, Mapping) and unmapped(doc, properties, INTERNAL_PREFIX)]
+            if not documents:
+                return []
         visible = [
             {k: v for k, v in doc.items() if not (isinstance(k, str) and k.startswith(INTERNAL_PREFIX))}
             for doc in documents
