@@ -174,12 +174,22 @@ class Presearcher:
         """Expected number of documents holding one of ``keys`` (as Extractor.cost with these weights)."""
         if self.docs < REWEIGHT_MIN_DOCS:
             return sum(prior_weight(k) for k in keys)
-        get = self.df.get  # self.weight inlined: re-keying calls this for every clause of ~30,000 queries
-        return sum(get(k, 0) + 1.0 / (2 + len(k) - k.find(SEP)) for k in keys)
+        # self.weight inlined, a loop rather than sum(): re-keying calls this for every clause of ~30,000 queries
+        get = self.df.get
+        total = 0.0
+        for k in keys:
+            total += get(k, 0) + 1.0 / (2 + len(k) - k.find(SEP))
+        return total
 
     def too_common(self, keys: FrozenSet[str]) -> bool:
         """Whether documents hold one of ``keys`` so often that a range would select better."""
-        return self.docs >= REWEIGHT_MIN_DOCS and sum(self.df.get(k, 0) for k in keys) > self.docs * RANGE_RATHER
+        if self.docs < REWEIGHT_MIN_DOCS:
+            return False
+        get = self.df.get
+        held = 0
+        for k in keys:
+            held += get(k, 0)
+        return held > self.docs * RANGE_RATHER
 
     def to_reweight(self) -> List[int]:
         """At growing intervals: the verified queries indexed under keys that have become common.
