@@ -1,8 +1,8 @@
 """Only what setup.cfg cannot declare: the optional native modules of the embedded percolator.
 
 ``optional=True``: where no C compiler is available the install still succeeds and the
-presearcher runs its pure-Python loop, the analyzer its pure-Python tokenizer and walk
-(same answers, slower).
+presearcher runs its pure-Python loop, the analyzer its pure-Python tokenizer and walk,
+the presearch keys their pure-Python loops (same answers, slower).
 
 ``python setup.py analysis_tables`` regenerates ``_analysis_tables.h``, the Unicode
 properties the native tokenizer reads, from the installed ``regex`` package: the
@@ -129,6 +129,12 @@ if __name__ == "__main__":
                 "beater.percolator.embedded._analysis",
                 ["beater/percolator/embedded/_analysis.c"],
                 depends=["beater/percolator/embedded/_analysis_tables.h"],
+                extra_compile_args=["-O2"],
+                optional=True,
+            ),
+            Extension(
+                "beater.percolator.embedded._keys",
+                ["beater/percolator/embedded/_keys.c"],
                 extra_compile_args=["-O2"],
                 optional=True,
             ),

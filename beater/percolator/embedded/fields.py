@@ -204,7 +204,7 @@ class FieldModel:
             # The merge below walks every value in Python; most batches map nothing new, and the
             # native check passes over the documents that hold no field the model lacks.
             unmapped, properties = _native.unmapped, self.properties
-            documents = [doc for doc in documents if isinstance(doc, Mapping) and unmapped(doc, properties, INTERNAL_PREFIX)]
+            documents = [doc for doc in documents if _is_object(doc) and unmapped(doc, properties, INTERNAL_PREFIX)]
             if not documents:
                 return []
         visible = [
@@ -287,26 +287,35 @@ class AnalysedDoc:
 
     def prefix_view(self) -> Tuple[Dict[Tuple[str, str], List[str]], Dict[str, List[str]], Dict[str, List[str]]]:
         """Terms of at least ``PREFIX_VIEW`` characters by their start: (path, start) -> tokens or keyword
-        values of that field, start -> tokens of every text field, start -> values of every keyword field."""
+        values of that field, start -> tokens of every text field, start -> values of every keyword field.
+
+        Made once, by the native module (``_keys.c``) when it is built, else :meth:`python_prefix_view`."""
         if self._prefixes is None:
-            n = PREFIX_VIEW
-            by_field: Dict[Tuple[str, str], List[str]] = {}
-            text: Dict[str, List[str]] = {}
-            keyword: Dict[str, List[str]] = {}
-            for path, postings in self.tokens.items():
-                for token in postings:
-                    if len(token) >= n:
-                        start = token[:n]
-                        by_field.setdefault((path, start), []).append(token)
-                        text.setdefault(start, []).append(token)
-            for path, values in self.keywords.items():
-                for value in values:
-                    if len(value) >= n:
-                        start = value[:n]
-                        by_field.setdefault((path, start), []).append(value)
-                        keyword.setdefault(start, []).append(value)
-            self._prefixes = (by_field, text, keyword)
+            if _native_keys is None:
+                self._prefixes = self.python_prefix_view()
+            else:
+                self._prefixes = _native_keys.prefix_view(self.tokens, self.keywords, PREFIX_VIEW)
         return self._prefixes
+
+    def python_prefix_view(self) -> Tuple[Dict[Tuple[str, str], List[str]], Dict[str, List[str]], Dict[str, List[str]]]:
+        """:meth:`prefix_view` by the pure-Python loops (the reference of the native ones), made anew."""
+        n = PREFIX_VIEW
+        by_field: Dict[Tuple[str, str], List[str]] = {}
+        text: Dict[str, List[str]] = {}
+        keyword: Dict[str, List[str]] = {}
+        for path, postings in self.tokens.items():
+            for token in postings:
+                if len(token) >= n:
+                    start = token[:n]
+                    by_field.setdefault((path, start), []).append(token)
+                    text.setdefault(start, []).append(token)
+        for path, values in self.keywords.items():
+            for value in values:
+                if len(value) >= n:
+                    start = value[:n]
+                    by_field.setdefault((path, start), []).append(value)
+                    keyword.setdefault(start, []).append(value)
+        return by_field, text, keyword
 
     def fields_of_type(self) -> Iterable[Tuple[str, str]]:
         """(path, type) of every leaf field with a value in this document."""
@@ -522,3 +531,8 @@ else:
     )
 
 NATIVE = _native is not None
+
+try:  # the prefix view (and keys.py's document keys)
+    from beater.percolator.embedded import _keys as _native_keys  # type: ignore[attr-defined]  # a C extension without a stub
+except ImportError:  # built without a C compiler: the pure-Python loops, same view
+    _native_keys = None

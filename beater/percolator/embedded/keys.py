@@ -10,12 +10,16 @@ token (for prefix and wildcard queries).
 and keyword value under its field and under ``*`` (ANY_FIELD queries are indexed
 under ``*``), plus the typed keys of its numbers, booleans and dates.  The other
 half, which keys a *query* needs, is :mod:`.extraction`.
+
+The optional native module ``_keys.c`` makes them when it is built (~300 keys per
+recent-change event were ~110 us in Python, the largest cost of percolation);
+:func:`python_document_keys` is the reference.
 """
 
 from __future__ import annotations
 
 from itertools import chain
-from typing import AbstractSet, Callable, FrozenSet, Optional, Set, Tuple
+from typing import AbstractSet, Any, Callable, Dict, FrozenSet, Optional, Set, Tuple
 
 from beater.percolator.embedded.fields import LONG, AnalysedDoc
 from beater.query import ir
@@ -39,20 +43,27 @@ def key(field: str, term: str) -> str:
     return field + SEP + term
 
 
+LONG_MARK, FLOAT_MARK, BOOL_MARK, DATE_MARK = "\x00l", "\x00f", "\x00b", "\x00d"  # typed terms start with these
+
+
 def long_term(value: int) -> str:
-    return "\x00l" + str(value)
+    """The term of a long value."""
+    return LONG_MARK + str(value)
 
 
 def float_term(value: float) -> str:
-    return "\x00f" + repr(value)
+    """The term of a float value."""
+    return FLOAT_MARK + repr(value)
 
 
 def bool_term(value: bool) -> str:
-    return "\x00b" + ("true" if value else "false")
+    """The term of a boolean value."""
+    return BOOL_MARK + ("true" if value else "false")
 
 
 def date_term(millis: int) -> str:
-    return "\x00d" + str(millis)
+    """The term of a date (epoch milliseconds)."""
+    return DATE_MARK + str(millis)
 
 
 DATE_BUCKET = 1 << 35  # milliseconds (~398 days): a date period is indexed under the buckets it spans
@@ -89,6 +100,15 @@ TERM_KEYS = ""  # with PREFIX_MARK and LONG_PREFIX_MARK, the kinds of a field's 
 KeyKinds = AbstractSet[Tuple[str, str]]
 
 
+STAR = ir.ANY_FIELD + SEP
+# Per ``wanted`` set: (path -> the path's key plan, the function making a missing one, the ``*``
+# prefix strings); the native document_keys reads them (see _key_plans).
+KeyPlan = Tuple[str, Optional[str], Optional[str], Optional[str]]
+KeyPlans = Tuple[Dict[str, KeyPlan], Callable[[str], KeyPlan], Optional[str], Optional[str]]
+_KEY_PLANS: Dict[Optional[KeyKinds], KeyPlans] = {}
+_KEY_PLANS_KEPT = 32  # ``wanted`` changes as queries come and go; older plans are dropped past this many
+
+
 def document_keys(doc: AnalysedDoc, any_field: bool = True, wanted: Optional[KeyKinds] = None) -> Set[str]:
     """Every key a query indexed under could need, for this document.
 
@@ -97,7 +117,49 @@ def document_keys(doc: AnalysedDoc, any_field: bool = True, wanted: Optional[Key
     TERM_KEYS, PREFIX_MARK or LONG_PREFIX_MARK; field ``*`` included, whose term keys are
     always made); None: every key.  The others are not made: most fields' keys go unused when
     ANY_FIELD queries make every field analysed, and they were near half of all keys.
+
+    By the native module (``_keys.c``) when it is built, else :func:`python_document_keys`
+    (the reference; tests/unit/test_native_keys.py holds the two equal).
     """
+    if _native is None:
+        return python_document_keys(doc, any_field, wanted)
+    try:
+        plans = _KEY_PLANS[wanted]
+    except KeyError:
+        if len(_KEY_PLANS) >= _KEY_PLANS_KEPT:
+            _KEY_PLANS.clear()
+        plans = _KEY_PLANS[wanted] = _key_plans(wanted)
+    except TypeError:  # an unhashable set of pairs: planned for this call alone
+        plans = _key_plans(wanted)
+    by_path, make_plan, star_prefix, star_long = plans
+    if any_field:
+        return _native.document_keys(doc, STAR, star_prefix, star_long, by_path, make_plan)
+    return _native.document_keys(doc, None, None, None, by_path, make_plan)
+
+
+def _key_plans(wanted: Optional[KeyKinds]) -> KeyPlans:
+    """What python_document_keys decides per path, for the native loops: a path's plan is ``path SEP``
+    (the typed keys' start), then the strings its text/keyword keys start with, ``path SEP``, ``path
+    SEP PREFIX_MARK`` and ``path SEP LONG_PREFIX_MARK``, None for those not made (each such key is one
+    of them followed by a term or its start); made once per path and ``wanted``."""
+    every = wanted is None
+
+    def make_plan(path: str) -> KeyPlan:
+        prefix = path + SEP
+        return (
+            prefix,
+            prefix if every or (TERM_KEYS, path) in wanted else None,  # type: ignore[operator]
+            prefix + PREFIX_MARK if every or (PREFIX_MARK, path) in wanted else None,  # type: ignore[operator]
+            prefix + LONG_PREFIX_MARK if every or (LONG_PREFIX_MARK, path) in wanted else None,  # type: ignore[operator]
+        )
+
+    star_prefix = STAR + PREFIX_MARK if every or (PREFIX_MARK, ir.ANY_FIELD) in wanted else None  # type: ignore[operator]
+    star_long = STAR + LONG_PREFIX_MARK if every or (LONG_PREFIX_MARK, ir.ANY_FIELD) in wanted else None  # type: ignore[operator]
+    return {}, make_plan, star_prefix, star_long
+
+
+def python_document_keys(doc: AnalysedDoc, any_field: bool = True, wanted: Optional[KeyKinds] = None) -> Set[str]:
+    """:func:`document_keys` by the pure-Python loops (the reference of the native ones)."""
     if not any_field:
         return _field_keys(doc, wanted)
     keys: Set[str] = set()
@@ -150,7 +212,7 @@ def document_keys(doc: AnalysedDoc, any_field: bool = True, wanted: Optional[Key
 
 
 def _field_keys(doc: AnalysedDoc, wanted: Optional[KeyKinds]) -> Set[str]:
-    """:func:`document_keys` without the ANY_FIELD keys.
+    """:func:`python_document_keys` without the ANY_FIELD keys.
 
     The same loops without the ``*`` twin of each key: deriving the twins from these keys
     afterwards, or branching per term, made document_keys half again as slow, and it runs
@@ -185,3 +247,25 @@ def _field_keys(doc: AnalysedDoc, wanted: Optional[KeyKinds]) -> Set[str]:
             add(key(path, date_term(millis)))
             add(key(path, date_bucket_term(millis)))
     return keys
+
+
+try:
+    from beater.percolator.embedded import _keys as _native  # type: ignore[attr-defined]  # a C extension without a stub
+except ImportError:  # built without a C compiler: the pure-Python loops, same keys
+    _native = None
+
+
+def _configure(module: Any) -> None:
+    """Give the native module the strings and lengths of the keys: they are defined here alone."""
+    module.configure(
+        sep=SEP, long_kind=LONG, long_mark=LONG_MARK, float_mark=FLOAT_MARK,
+        true_term=bool_term(True), false_term=bool_term(False), date_mark=DATE_MARK,
+        bucket_mark=BUCKET_MARK, date_bucket=DATE_BUCKET, prefix_length=PREFIX_LENGTH,
+        long_prefix_length=LONG_PREFIX_LENGTH,
+    )
+
+
+if _native is not None:
+    _configure(_native)
+
+NATIVE = _native is not None
