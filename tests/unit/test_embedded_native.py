@@ -94,9 +94,10 @@ IDS = [f"q{number}" for number in range(10)]
 class Doc:
     """The parts of an AnalysedDoc the core reads."""
 
-    def __init__(self, tokens: Any = None, numbers: Any = None, prefixes: Any = None) -> None:
+    def __init__(self, tokens: Any = None, numbers: Any = None, prefixes: Any = None, keywords: Any = None) -> None:
         self.tokens = tokens or {}
         self.numbers = numbers or {}
+        self.keywords = keywords or {}
         self._prefixes = prefixes or ({}, {}, {})
 
     def prefix_view(self) -> Any:
@@ -160,8 +161,28 @@ def test_the_core_tests_a_wildcard_as_a_glob(pattern: str, term: str, matches: b
     core = presearcher.Core()
     core.add_posting(KEY_IDS["a"], 3, False)
     core.set_program(3, (presearcher.P_PATTERN, presearcher.PATTERN_GLOB, False, ("f", "abc"), "abc", "abc", pattern, pattern))
-    doc = Doc(prefixes=({("f", "abc"): [term]}, {}, {}))
+    doc = Doc(tokens={"f": {term: [0]}}, prefixes=({("f", "abc"): [term]}, {}, {}))
     assert match(core, "a", doc=doc)[1] == (["q3"] if matches else [])
+
+
+def test_a_document_s_first_patterns_read_its_terms_and_the_rest_its_prefix_view() -> None:
+    core = presearcher.Core()
+    prefix = lambda field, value: (presearcher.P_PATTERN, presearcher.PATTERN_PREFIX, field is None,  # noqa: E731
+                                   ("", "") if field is None else (field, value[:3]), value[:3], value[:3].lower(), value, value.lower())
+    wanted = [("title", "catal"), ("tag", "Catal"), (None, "CATAL"), ("title", "dogma"), (None, "Catalo")] * 2
+    for number, (field, value) in enumerate(wanted):
+        core.add_posting(KEY_IDS["a"], number, False)
+        core.set_program(number, prefix(field, value))
+    tokens, keywords = {"title": {"catalogue": [0], "do": [1]}}, {"tag": ["Catalan"]}
+    # The view agrees with the terms (as AnalysedDoc.prefix_view makes it) ...
+    agreeing = Doc(tokens=tokens, keywords=keywords, prefixes=(
+        {("title", "cat"): ["catalogue"], ("tag", "Cat"): ["Catalan"]}, {"cat": ["catalogue"]}, {"Cat": ["Catalan"]}))
+    expected = [f"q{n}" for n, (field, value) in enumerate(wanted) if value != "dogma"]
+    assert match(core, "a", doc=agreeing)[1] == sorted(expected, key=lambda q: int(q[1:]))
+    # ... and one that disagrees shows which is read: the first four tests (q0-q3) read the terms
+    # themselves, the others the (here empty) view.
+    empty_view = Doc(tokens=tokens, keywords=keywords)
+    assert match(core, "a", doc=empty_view)[1] == ["q0", "q1", "q2"]
 
 
 def test_the_core_calls_back_what_it_cannot_evaluate() -> None:

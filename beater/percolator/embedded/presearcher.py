@@ -36,7 +36,7 @@ from beater.percolator.embedded.ranges import RangeIndex
 # like), which pins the native core's programs: re-exported so that the split into modules changed
 # no test body.  Their homes are .programs and .verification.
 from beater.percolator.embedded.programs import P_ANY_PHRASE, P_PATTERN  # noqa: F401
-from beater.percolator.embedded.verification import PATTERN_GLOB, PhraseForm, RangeForm  # noqa: F401
+from beater.percolator.embedded.verification import PATTERN_GLOB, PATTERN_PREFIX, PhraseForm, RangeForm  # noqa: F401
 
 try:
     from beater.percolator.embedded._core import Core
