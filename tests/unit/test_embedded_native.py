@@ -224,3 +224,31 @@ def test_the_core_finds_a_phrase_on_every_field_in_any_text_field_else_asks_pyth
     apart = Doc(tokens={"title": {"big": [0], "cat": [2]}})
     assert match(core, "a", doc=apart)[1] == [] and asked == []
     assert match(core, "af", doc=apart)[1] == ["q6"] and asked == [apart]  # f: the whole text as a * key
+
+
+def test_the_core_counts_the_documents_holding_each_counted_key_as_it_selects_candidates() -> None:
+    core = presearcher.Core()
+    core.count_key(KEY_IDS["a"])
+    core.count_key(KEY_IDS["c"])
+    for keys in ("ab", "a", "bc", "z"):
+        match(core, keys)
+    assert [core.df(KEY_IDS[k]) for k in "abc"] == [2, 0, 1]  # b is not counted
+    assert core.df(10**6) == 0
+    core.halve_df()
+    assert [core.df(KEY_IDS[k]) for k in "ac"] == [1, 0]  # a count of 1 halves to nothing, as the Counter's
+
+
+def test_native_and_python_presearchers_count_the_same_frequencies(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = documents(400)
+    regs = distinct_registrations((source, "or") for _, source in generate(docs, 1000, 7))
+    states = []
+    for native in (True, False):
+        index = index_of(native, regs, monkeypatch)
+        for start in range(0, len(docs), 100):
+            index.match_batch("rc", docs[start : start + 100])
+        states.append(index._state("rc").presearcher)
+    native_ps, python_ps = states
+    keys = set(python_ps.counted)
+    assert keys and native_ps.docs == python_ps.docs == len(docs)
+    assert {k: native_ps.frequency(k) for k in keys} == {k: python_ps.frequency(k) for k in keys}
+    assert sum(python_ps.frequency(k) for k in keys) > 0

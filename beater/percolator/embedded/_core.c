@@ -31,6 +31,8 @@ typedef struct {
     IntList *verify;        /* key id -> query numbers to verify */
     IntList *exact;         /* key id -> query numbers that match when the key is held */
     uint32_t *key_stamp;    /* key id -> stamp of the last document holding it */
+    uint32_t *df;           /* key id -> documents that held it, for the keys counted (presearcher.observe) */
+    uint8_t *counted;       /* key id -> 1 if its documents are counted */
     int32_t nqueries;       /* capacity of the per-query arrays */
     struct Node **programs; /* query number -> how it is verified, or NULL (verified in Python) */
     uint32_t *query_stamp;  /* query number -> stamp of the last document it was a candidate of */
@@ -66,8 +68,11 @@ static int grow_keys(Core *self, int32_t needed) {
     int32_t cap = self->nkeys ? self->nkeys : 1024;
     while (cap < needed) cap *= 2;
     if (resize(&self->verify, sizeof(IntList) * cap) || resize(&self->exact, sizeof(IntList) * cap)
-        || resize(&self->key_stamp, sizeof(uint32_t) * cap))
+        || resize(&self->key_stamp, sizeof(uint32_t) * cap) || resize(&self->df, sizeof(uint32_t) * cap)
+        || resize(&self->counted, cap))
         return -1;
+    memset(self->df + self->nkeys, 0, sizeof(uint32_t) * (cap - self->nkeys));
+    memset(self->counted + self->nkeys, 0, cap - self->nkeys);
     memset(self->verify + self->nkeys, 0, sizeof(IntList) * (cap - self->nkeys));
     memset(self->exact + self->nkeys, 0, sizeof(IntList) * (cap - self->nkeys));
     memset(self->key_stamp + self->nkeys, 0, sizeof(uint32_t) * (cap - self->nkeys));
@@ -912,6 +917,7 @@ static PyObject *Core_candidates(Core *self, PyObject *args) {
         if (key == -1 && PyErr_Occurred()) { Py_DECREF(iterator); return NULL; }
         if (key < 0 || key >= self->nkeys) continue;
         self->key_stamp[key] = stamp;
+        self->df[key] += self->counted[key];  /* the document frequencies re-keying reads, counted on the way */
         if (list_append(held, (int32_t)key)) { Py_DECREF(iterator); return NULL; }
     }
     Py_DECREF(iterator);
@@ -1047,6 +1053,8 @@ static void Core_dealloc(Core *self) {
     free(self->verify);
     free(self->exact);
     free(self->key_stamp);
+    free(self->df);
+    free(self->counted);
     free(self->programs);
     free(self->query_stamp);
     free(self->seen);
@@ -1061,7 +1069,31 @@ static void Core_dealloc(Core *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* count_key(key_id): count from now on the documents (candidates() calls) holding the key. */
+static PyObject *Core_count_key(Core *self, PyObject *arg) {
+    long key = PyLong_AsLong(arg);
+    if ((key == -1 && PyErr_Occurred()) || non_negative(key, "key id") || grow_keys(self, (int32_t)key + 1)) return NULL;
+    self->counted[key] = 1;
+    Py_RETURN_NONE;
+}
+
+/* df(key_id) -> how many documents held the key since it was counted (0 for a key never seen). */
+static PyObject *Core_df(Core *self, PyObject *arg) {
+    long key = PyLong_AsLong(arg);
+    if (key == -1 && PyErr_Occurred()) return NULL;
+    return PyLong_FromUnsignedLong(key >= 0 && key < self->nkeys ? self->df[key] : 0);
+}
+
+/* halve_df(): every count halved (rounded down), as presearcher.observe decays its Counter. */
+static PyObject *Core_halve_df(Core *self, PyObject *unused) {
+    for (int32_t k = 0; k < self->nkeys; k++) self->df[k] >>= 1;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef Core_methods[] = {
+    {"count_key", (PyCFunction)Core_count_key, METH_O, "count_key(key_id): count the documents holding the key from now on."},
+    {"df", (PyCFunction)Core_df, METH_O, "df(key_id) -> the number of documents that held the key since it was counted."},
+    {"halve_df", (PyCFunction)Core_halve_df, METH_NOARGS, "halve_df(): halve every document count (rounded down)."},
     {"add_posting", (PyCFunction)Core_add_posting, METH_VARARGS, "add_posting(key_id, number, exact): index a query under a key."},
     {"remove_posting", (PyCFunction)Core_remove_posting, METH_VARARGS, "remove_posting(key_id, number, exact) -> bool."},
     {"add_range", (PyCFunction)Core_add_range, METH_VARARGS,
