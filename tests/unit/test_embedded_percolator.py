@@ -112,3 +112,16 @@ def test_a_corrupt_store_is_reported_by_name_and_left_untouched(tmp_path: Path) 
     EmbeddedPercolator(path).start().addErrback(failures.append)
     assert failures and str(path) in str(failures[0].value) and "untouched" in str(failures[0].value)
     assert path.read_bytes() == garbage
+
+
+def test_registrations_made_live_are_frozen_out_of_the_collector_every_so_many(
+    percolator: EmbeddedPercolator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import beater.percolator.embedded as embedded
+
+    frozen = []
+    monkeypatch.setattr(embedded, "FREEZE_EVERY", 3)
+    monkeypatch.setattr(embedded.gc, "freeze", lambda: frozen.append(len(frozen)))
+    for n in range(7):
+        result(percolator.register(make_registration("rc", f"title:word{n}")))
+    assert len(frozen) == 2  # after the 3rd and the 6th
