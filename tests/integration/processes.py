@@ -7,6 +7,7 @@ message (and ``estrom up``'s output) instead of hanging.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import time
@@ -137,6 +138,25 @@ def kill_part(instance: Estrom, marker: str, name: str, timeout: float) -> Tuple
 
 
 # --- health ---------------------------------------------------------------------------------------
+
+
+def metric_lines(port: int) -> List[str]:
+    """The lines of ``/metrics`` on ``port`` (the Prometheus text format)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        return conn.getresponse().read().decode().splitlines()
+    finally:
+        conn.close()
+
+
+def metric(port: int, name: str, **labels: str) -> float:
+    """A counter or gauge of ``/metrics`` on ``port``, summed over the series carrying ``labels``."""
+    total = 0.0
+    for line in metric_lines(port):
+        if line.startswith((name + " ", name + "{")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def health(port: int) -> Optional[Tuple[int, Any]]:

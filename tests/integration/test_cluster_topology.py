@@ -39,6 +39,7 @@ import pytest
 
 from tests.integration.balancer import Balancer
 from tests.integration.conftest import estrom_executable, free_port
+from tests.integration import processes
 from tests.integration.processes import cmdline, health, wait_for
 from tests.integration.tailclients import Record, TailClient, hits_of
 from tests.integration.test_es_cluster import Node, cluster_nodes, cluster_urls, es_json, restore
@@ -450,13 +451,7 @@ def links_joined(node: RouterNode) -> int:
 
 def metric(part: Part, name: str) -> float:
     """One counter of a Beater's ``/metrics``, summed over its labels."""
-    conn = http.client.HTTPConnection("127.0.0.1", part.port, timeout=10)
-    try:
-        conn.request("GET", "/metrics")
-        lines = conn.getresponse().read().decode().splitlines()
-    finally:
-        conn.close()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith((name + " ", name + "{")))
+    return processes.metric(part.port, name)
 
 
 def timed(run: "KillRun", name: str, since: float) -> None:

@@ -11,7 +11,6 @@ Without a reachable broker the test fails: it never skips.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
 from tests.integration.conftest import ROOT, Estrom, estrom_executable, free_port, settings_free_environment
-from tests.integration.processes import health, wait_for
+from tests.integration.processes import health, metric, metric_lines, wait_for
 from tailor.cursor import parse_cursor
 from tests.integration.tailclients import controls_of, hits_of, open_tail
 from tests.integration.test_kafka_ingest import PARTITIONS, Position, Producer, bootstrap, create_topics, lines
@@ -83,27 +82,10 @@ class Both:
         return self.first.output + (["--- the second Beater said:\n"] + self.second.output if self.second else [])
 
 
-def metrics(port: int) -> List[str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", "/metrics")
-        return conn.getresponse().read().decode().splitlines()
-    finally:
-        conn.close()
-
-
-def metric(port: int, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in metrics(port):
-        if (line.startswith(name + "{") or line.startswith(name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def held_partitions(port: int, topic: str) -> Set[int]:
     """The partitions of ``topic`` a Beater holds now (its lag gauges: set on assignment, removed on revocation)."""
     held = set()
-    for line in metrics(port):
+    for line in metric_lines(port):
         if line.startswith("estrom_kafka_lag{") and f'topic="{topic}"' in line:
             held.add(int(line.split('partition="', 1)[1].split('"', 1)[0]))
     return held

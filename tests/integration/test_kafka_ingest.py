@@ -23,6 +23,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from tests.integration.conftest import Estrom
+from tests.integration import processes
 from tests.integration.processes import BEATER, kill_part, wait_for
 from tests.integration.tailclients import ReaderThread, hits_of, open_tail
 
@@ -161,18 +162,8 @@ def positions_of(records: List[Dict[str, Any]], topic: str) -> List[Position]:
 
 
 def metric(instance: Estrom, name: str, **labels: str) -> float:
-    import http.client
-
-    conn = http.client.HTTPConnection("127.0.0.1", instance.beater_port, timeout=10)
-    conn.request("GET", "/metrics")
-    text = conn.getresponse().read().decode()
-    conn.close()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-    return total
+    """A counter of the Beater's ``/metrics``, summed over the series carrying ``labels``."""
+    return processes.metric(instance.beater_port, name, **labels)
 
 
 def read_until_covered(tail: Any, instance: Estrom, wanted: List[Position], topic: str, what: str, timeout: float = 90) -> None:

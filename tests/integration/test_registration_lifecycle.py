@@ -175,7 +175,7 @@ def test_with_elasticsearch_a_quiet_registration_expires_and_an_admin_delete_rem
 
 
 def test_with_kafka_an_expiry_is_a_tombstone_a_joining_beater_honours(tmp_path: Path) -> None:
-    from tests.integration.test_kafka_group import metric
+    from tests.integration.processes import metric
     from tests.integration.test_kafka_ingest import bootstrap, create_topics
 
     address = bootstrap()

@@ -28,6 +28,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from tests.integration.conftest import ROOT, WAMPCLI, estrom_executable, free_port, settings_free_environment
+from tests.integration import processes
 from tests.integration.processes import health, wait_for
 from tests.integration.tailclients import ReaderThread, Record, TailClient, hits_of, open_tail
 
@@ -326,13 +327,7 @@ def test_the_beaters_error_reaches_a_client_of_node_b_as_it_was_raised(cluster: 
 
 def beater_metric(cluster: Cluster, name: str) -> float:
     """One counter of the Beater's ``/metrics`` (summed over its labels)."""
-    conn = http.client.HTTPConnection("127.0.0.1", cluster.beater_port, timeout=10)
-    try:
-        conn.request("GET", "/metrics")
-        lines = conn.getresponse().read().decode().splitlines()
-    finally:
-        conn.close()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith((name + " ", name + "{")))
+    return processes.metric(cluster.beater_port, name)
 
 
 def test_once_the_last_tail_on_node_b_leaves_the_beater_on_a_stops_publishing_its_topic(cluster: Cluster) -> None:
