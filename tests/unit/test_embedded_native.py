@@ -252,3 +252,69 @@ def test_native_and_python_presearchers_count_the_same_frequencies(monkeypatch: 
     assert keys and native_ps.docs == python_ps.docs == len(docs)
     assert {k: native_ps.frequency(k) for k in keys} == {k: python_ps.frequency(k) for k in keys}
     assert sum(python_ps.frequency(k) for k in keys) > 0
+
+
+def batch(core: Any, docs: List[Any], verified: Any = ()) -> Any:
+    """(to verify, answer) of each document of one batch: ``docs`` as (keys, analysis) pairs."""
+    lists = core.batch([set(keys) for keys, _ in docs], KEY_IDS, [doc or Doc() for _, doc in docs])
+    return [(to_verify, core.answer(list(verified), IDS, position)) for position, to_verify in enumerate(lists)]
+
+
+def test_each_document_of_a_batch_gets_the_answer_it_gets_alone() -> None:
+    core = presearcher.Core()
+    core.add_posting(KEY_IDS["a"], 1, True)  # exact: holding a is the match
+    core.add_posting(KEY_IDS["b"], 2, False)
+    core.set_program(2, program((("b", "c"), ("d",), ())))  # b and c, not d
+    core.add_posting(KEY_IDS["b"], 3, False)
+    core.add_posting(KEY_IDS["c"], 3, False)  # a candidate under two keys
+    core.set_program(3, program(presearcher.PhraseForm("title", ("big", "cat"), 0)))
+    core.add_range("n", 4, 10, 20, True)
+    cat = Doc(tokens={"title": {"big": [0], "cat": [1]}}, numbers={"n": [12]})
+    docs = [("abc", None), ("bcd", cat), ("bc", cat), ("", Doc(numbers={"n": [12]})), ("a", None)]
+    alone = [match(core, keys, doc=doc or Doc()) for keys, doc in docs]
+    assert batch(core, docs) == alone
+    assert [answer for _, answer in alone] == [["q1", "q2"], ["q3", "q4"], ["q2", "q3", "q4"], ["q4"], ["q1"]]
+
+
+def test_a_batch_returns_per_document_what_python_must_verify() -> None:
+    core = presearcher.Core()
+    core.add_posting(KEY_IDS["a"], 5, False)  # no program: verified in Python
+    assert batch(core, [("a", None), ("b", None), ("ab", None)], verified=[]) == [([5], []), ([], []), ([5], [])]
+
+
+def test_the_always_check_list_is_verified_for_the_document_named() -> None:
+    core = presearcher.Core()
+    core.set_program(6, program((("e",), (), ())))
+    lists = core.batch([{"e"}, {"f"}], KEY_IDS, [Doc(), Doc()])
+    assert [core.check([6], position) for position in (0, 1)] == [[], []]
+    assert [core.answer(to_verify, IDS, position) for position, to_verify in enumerate(lists)] == [["q6"], []]
+
+
+def test_a_batch_holds_at_most_64_documents_and_names_only_its_own() -> None:
+    core = presearcher.Core()
+    with pytest.raises(ValueError):
+        core.batch([set()] * 65, KEY_IDS, [Doc()] * 65)
+    core.batch([set()] * 2, KEY_IDS, [Doc()] * 2)
+    with pytest.raises(IndexError):
+        core.answer([], IDS, 2)
+
+
+def test_an_error_in_a_call_back_fails_the_batch_and_the_next_batch_starts_clean() -> None:
+    core = presearcher.Core()
+    core.add_posting(KEY_IDS["a"], 5, False)
+    core.set_program(5, program(lambda doc: 1 / 0))
+    core.add_posting(KEY_IDS["b"], 7, True)
+    with pytest.raises(ZeroDivisionError):
+        batch(core, [("b", None), ("a", None)])
+    assert batch(core, [("b", None), ("c", None)]) == [([], ["q7"]), ([], [])]
+
+
+@pytest.mark.parametrize("size", [1, 63, 64, 65, 100])
+def test_documents_matched_together_match_as_they_do_one_at_a_time(size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The native core's batches (NATIVE_BATCH documents at most) give every document its own answer."""
+    docs = documents(300)
+    regs = distinct_registrations((source, "or") for _, source in generate(docs, 2000, 11))
+    together, alone = index_of(True, regs, monkeypatch), index_of(True, regs, monkeypatch)
+    for start in range(0, len(docs), size):
+        group = docs[start : start + size]
+        assert together.match_batch("rc", group) == [alone.match_batch("rc", [doc])[0] for doc in group]

@@ -8,11 +8,13 @@
  *
  * Core holds, per key id, the numbers of the queries indexed under it (exact ones, which match
  * when the key is held, and those to verify), and per query number its verification program (see
- * "verification programs" below).  Per document, candidates(doc_keys, key_ids, doc) selects the
- * candidates (postings, and ranges of long fields holding one of its values) and verifies them,
- * keeping the matches; check(numbers, doc) verifies further candidates (the always-check list);
- * answer(verified, ids) then gives the ids of
- * all matches in registration order.  Every query appears once.
+ * "verification programs" below).  Documents come in batches of up to 64:
+ * batch(doc_keys_list, key_ids, docs) selects each document's candidates (postings, and ranges of
+ * long fields holding one of its values) and verifies them, keeping the matches; a query that is a
+ * candidate of several documents is loaded once for all of them.  check(numbers, position)
+ * verifies further candidates of one document (the always-check list); answer(verified, ids,
+ * position) then gives the ids of all its matches in registration order, each query once.
+ * candidates(doc_keys, key_ids, doc) is a batch of one.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -30,22 +32,43 @@ typedef struct {
  * queries) where one will do. */
 typedef struct QuerySlot {
     struct Node *program;   /* how it is verified, or NULL (verified in Python) */
-    uint32_t stamp;         /* stamp of the last document it was a candidate of */
+    uint32_t stamp;         /* stamp of the last batch it was a candidate of */
+    uint64_t mask;          /* in that batch: a bit per document it is a candidate of */
 } QuerySlot;
+
+/* Documents are matched in batches of up to BATCH (one bit each in a 64-bit mask): a query that is
+ * a candidate of several documents of a batch is loaded and, if it is a conjunction of keys,
+ * verified once for all of them.  At 100,000 queries a batch of 64 recent-change events has ~11,000
+ * distinct candidates for ~103,000 (document, candidate) pairs; each was a cache miss or two. */
+#define BATCH 64
+
+/* What a program reads of one document, fetched once per document on first use. */
+typedef struct {
+    PyObject *doc;          /* owned while its batch is matched */
+    PyObject *tokens;       /* owned or NULL: doc.tokens */
+    PyObject *numbers;      /* owned or NULL: doc.numbers */
+    PyObject *prefixes;     /* owned or NULL: doc.prefix_view() */
+    PyObject *keywords;     /* owned or NULL: doc.keywords */
+    int patterns;           /* patterns tested on the document's terms directly, without the view */
+} DocView;
 
 typedef struct {
     PyObject_HEAD
     int32_t nkeys;          /* capacity of the per-key arrays */
     IntList *verify;        /* key id -> query numbers to verify */
     IntList *exact;         /* key id -> query numbers that match when the key is held */
-    uint32_t *key_stamp;    /* key id -> stamp of the last document holding it */
+    uint64_t *key_mask;     /* key id -> a bit per document of the current batch holding it */
     uint32_t *df;           /* key id -> documents that held it, for the keys counted (presearcher.observe) */
     uint8_t *counted;       /* key id -> 1 if its documents are counted */
     int32_t nqueries;       /* capacity of the per-query arrays */
     struct QuerySlot *slots; /* query number -> its program and stamp */
-    uint32_t stamp;
-    IntList found;          /* scratch: the numbers matched for the current document */
-    IntList held;           /* scratch: the key ids the current document holds */
+    uint32_t stamp;         /* of the current batch */
+    uint64_t bit;           /* the bit of the document a program is evaluated for */
+    int32_t ndocs;          /* documents in the current batch */
+    IntList found[BATCH];   /* per document of the batch: the numbers matched */
+    IntList held;           /* the key ids the batch's documents hold (each once) */
+    IntList touched;        /* scratch: the batch's candidates to verify (each once) */
+    DocView views[BATCH];
     uint64_t *seen;         /* scratch: a bit per query number, for answer() */
     struct RangeField *ranges;  /* the long fields queries are indexed under ranges of */
     int32_t nranges, ranges_cap;
@@ -75,14 +98,14 @@ static int grow_keys(Core *self, int32_t needed) {
     int32_t cap = self->nkeys ? self->nkeys : 1024;
     while (cap < needed) cap *= 2;
     if (resize(&self->verify, sizeof(IntList) * cap) || resize(&self->exact, sizeof(IntList) * cap)
-        || resize(&self->key_stamp, sizeof(uint32_t) * cap) || resize(&self->df, sizeof(uint32_t) * cap)
+        || resize(&self->key_mask, sizeof(uint64_t) * cap) || resize(&self->df, sizeof(uint32_t) * cap)
         || resize(&self->counted, cap))
         return -1;
     memset(self->df + self->nkeys, 0, sizeof(uint32_t) * (cap - self->nkeys));
     memset(self->counted + self->nkeys, 0, cap - self->nkeys);
     memset(self->verify + self->nkeys, 0, sizeof(IntList) * (cap - self->nkeys));
     memset(self->exact + self->nkeys, 0, sizeof(IntList) * (cap - self->nkeys));
-    memset(self->key_stamp + self->nkeys, 0, sizeof(uint32_t) * (cap - self->nkeys));
+    memset(self->key_mask + self->nkeys, 0, sizeof(uint64_t) * (cap - self->nkeys));
     self->nkeys = cap;
     return 0;
 }
@@ -143,26 +166,33 @@ static PyObject *Core_remove_posting(Core *self, PyObject *args) {
     Py_RETURN_FALSE;
 }
 
-static inline int holds(const Core *self, const int32_t *form) {
-    const uint32_t *held = self->key_stamp;
-    const uint32_t stamp = self->stamp;
+/* Of the documents in `mask`, those that hold the conjunction `form` (as a mask). */
+static inline uint64_t holds_mask(const Core *self, const int32_t *form, uint64_t mask) {
+    const uint64_t *held = self->key_mask;
     int32_t nreq = form[0], nforb = form[1], ngroups = form[2];
     const int32_t *p = form + 3;
-    for (int32_t i = 0; i < nreq; i++)
-        if (held[p[i]] != stamp) return 0;
+    for (int32_t i = 0; i < nreq && mask; i++) mask &= held[p[i]];
     p += nreq;
-    for (int32_t i = 0; i < nforb; i++)
-        if (held[p[i]] == stamp) return 0;
+    for (int32_t i = 0; i < nforb && mask; i++) mask &= ~held[p[i]];
     p += nforb;
-    for (int32_t g = 0; g < ngroups; g++) {
+    for (int32_t g = 0; g < ngroups && mask; g++) {
         int32_t len = *p++;
-        int found = 0;
-        for (int32_t i = 0; i < len; i++)
-            if (held[p[i]] == stamp) { found = 1; break; }
-        if (!found) return 0;
+        uint64_t any = 0;
+        for (int32_t i = 0; i < len; i++) any |= held[p[i]];
+        mask &= any;
         p += len;
     }
-    return 1;
+    return mask;
+}
+
+/* Whether the document a program is evaluated for holds the conjunction `form`. */
+static inline int holds(const Core *self, const int32_t *form) {
+    return holds_mask(self, form, self->bit) != 0;
+}
+
+/* Whether the document a program is evaluated for holds key `key`. */
+static inline int held(const Core *self, int32_t key) {
+    return (self->key_mask[key] & self->bit) != 0;
 }
 
 /* --- verification programs ----------------------------------------------------------------------
@@ -200,15 +230,6 @@ typedef struct {
     int32_t block[];
 } KeysNode;
 
-/* What a program reads of the current document, fetched once per document on first use. */
-typedef struct {
-    PyObject *doc;          /* borrowed */
-    PyObject *tokens;       /* owned or NULL: doc.tokens */
-    PyObject *numbers;      /* owned or NULL: doc.numbers */
-    PyObject *prefixes;     /* owned or NULL: doc.prefix_view() */
-    PyObject *keywords;     /* owned or NULL: doc.keywords */
-    int patterns;           /* patterns tested on the document's terms directly, without the view */
-} DocView;
 
 /* A document's first few pattern tests read its terms directly; only past this many is its prefix
  * view (every term of 3+ characters grouped by its start, ~12 us per recent-change event) made.
@@ -234,6 +255,8 @@ static void node_free(Node *node) {
 }
 
 static void view_release(DocView *view) {
+    Py_CLEAR(view->doc);
+    view->patterns = 0;
     Py_CLEAR(view->keywords);
     Py_CLEAR(view->tokens);
     Py_CLEAR(view->numbers);
@@ -661,7 +684,7 @@ static int eval_any_phrase(const Core *self, const Node *node, DocView *view) {
         int r = phrase_at(postings, node->b);
         if (r) return r;
     }
-    if (self->key_stamp[node->value] != self->stamp) return 0;
+    if (!held(self, node->value)) return 0;
     PyObject *answer = PyObject_CallOneArg(node->f, view->doc);
     if (!answer) return -1;
     int truth = PyObject_IsTrue(answer);
@@ -698,19 +721,17 @@ static int eval_bool(const Core *self, const Node *node, DocView *view) {
 }
 
 static int eval_guard(const Core *self, const Node *node, DocView *view) {
-    const uint32_t *held = self->key_stamp;
-    const uint32_t stamp = self->stamp;
-    if (held[node->value] != stamp) {
+    if (!held(self, node->value)) {
         const int32_t *p = node->keys;
         int32_t nall = *p++;
         for (int32_t i = 0; i < nall; i++)
-            if (held[p[i]] != stamp) return 0;
+            if (!held(self, p[i])) return 0;
         p += nall;
         int32_t nany = *p++;
         if (nany) {
             int found = 0;
             for (int32_t i = 0; i < nany; i++)
-                if (held[p[i]] == stamp) { found = 1; break; }
+                if (held(self, p[i])) { found = 1; break; }
             if (!found) return 0;
         }
     }
@@ -723,11 +744,11 @@ static int eval_node(const Core *self, const Node *node, DocView *view) {
     case P_CONST:
         return node->value;
     case P_KEY:
-        return self->key_stamp[node->value] == self->stamp;
+        return held(self, node->value);
     case P_ANY: {
         int32_t n = node->keys[0];
         for (int32_t i = 1; i <= n; i++)
-            if (self->key_stamp[node->keys[i]] == self->stamp) return 1;
+            if (held(self, node->keys[i])) return 1;
         return 0;
     }
     case P_KEYS:
@@ -833,11 +854,22 @@ static PyObject *Core_remove_range(Core *self, PyObject *args) {
     Py_RETURN_FALSE;
 }
 
-static int consider(Core *self, int32_t number, DocView *view, PyObject *to_verify);
 
-/* The queries indexed under a range holding one of the document's values of that field. */
-static int scan_ranges(Core *self, DocView *view, PyObject *to_verify) {
+/* Verify candidate `number` for document `i` of the batch (its bit is self->bit): a match goes to
+ * found[i], a query without a program to `to_verify`.  -1 on error. */
+static int consider(Core *self, int32_t number, int32_t i, PyObject *to_verify) {
+    const Node *program = self->slots[number].program;
+    if (program == NULL) return append_number(to_verify, number);
+    int r = eval_node(self, program, &self->views[i]);
+    if (r < 0) return -1;
+    return r ? list_append(&self->found[i], number) : 0;
+}
+
+/* The queries indexed under a range holding one of document i's values of that field.  (A query
+ * is indexed under one range or under keys, never both: no candidate comes twice.) */
+static int scan_ranges(Core *self, int32_t i, PyObject *to_verify) {
     if (!self->nranges) return 0;
+    DocView *view = &self->views[i];
     PyObject *numbers = view_attr(view, &view->numbers, "numbers");
     if (!numbers) return -1;
     for (int32_t r = 0; r < self->nranges; r++) {
@@ -847,19 +879,17 @@ static int scan_ranges(Core *self, DocView *view, PyObject *to_verify) {
         if (values == NULL) continue;
         if (!PyList_Check(values)) { PyErr_SetString(PyExc_TypeError, "numbers are lists"); return -1; }
         Py_ssize_t n = PyList_GET_SIZE(values);
-        for (Py_ssize_t i = 0; i < n; i++) {
+        for (Py_ssize_t v_at = 0; v_at < n; v_at++) {
             int overflow;
-            long long v = PyLong_AsLongLongAndOverflow(PyList_GET_ITEM(values, i), &overflow);
+            long long v = PyLong_AsLongLongAndOverflow(PyList_GET_ITEM(values, v_at), &overflow);
             if (v == -1 && PyErr_Occurred()) return -1;
             if (overflow) continue;  /* a long field holds no value outside 64 bits */
             for (int32_t j = 0; j < f->len; j++) {
                 if (f->low[j] > v || v > f->high[j]) continue;
                 int32_t number = f->number[j];
                 if (f->exact[j]) {
-                    if (self->slots[number].stamp == self->stamp) continue;
-                    self->slots[number].stamp = self->stamp;
-                    if (list_append(&self->found, number)) return -1;
-                } else if (consider(self, number, view, to_verify)) {
+                    if (list_append(&self->found[i], number)) return -1;  /* a repeat is dropped by answer() */
+                } else if (consider(self, number, i, to_verify)) {
                     return -1;
                 }
             }
@@ -881,97 +911,191 @@ static PyObject *Core_set_program(Core *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* Verify candidate `number` once per document: a match goes to `found`, a query without a
- * program to `to_verify`.  -1 on error. */
-static int consider(Core *self, int32_t number, DocView *view, PyObject *to_verify) {
-    QuerySlot *slot = &self->slots[number];
-    if (slot->stamp == self->stamp) return 0;
-    slot->stamp = self->stamp;
-    const Node *program = slot->program;
-    if (program == NULL) return append_number(to_verify, number);
-    int r = eval_node(self, program, view);
-    if (r < 0) return -1;
-    return r ? list_append(&self->found, number) : 0;
+
+/* Forget the previous batch: its keys' bits, its documents, its unanswered matches. */
+static void batch_release(Core *self) {
+    for (int32_t i = 0; i < self->held.len; i++) self->key_mask[self->held.data[i]] = 0;
+    self->held.len = 0;
+    for (int32_t i = 0; i < self->ndocs; i++) {
+        view_release(&self->views[i]);
+        self->found[i].len = 0;
+    }
+    self->ndocs = 0;
 }
 
-/* candidates(doc_keys, key_ids, doc) -> to_verify: starts a document.  The document's keys
- * (strings) are looked up in key_ids (str -> key id); the queries they select are verified here
- * and their matches kept for answer(); those without a program are returned for Python. */
-static PyObject *Core_candidates(Core *self, PyObject *args) {
-    PyObject *doc_keys, *key_ids, *doc;
-    if (!PyArg_ParseTuple(args, "OO!O", &doc_keys, &PyDict_Type, &key_ids, &doc)) return NULL;
-    if (++self->stamp == 0) {  /* wrapped after 2^32 documents: forget every old stamp */
-        memset(self->key_stamp, 0, sizeof(uint32_t) * self->nkeys);
-        for (int32_t q = 0; q < self->nqueries; q++) self->slots[q].stamp = 0;
-        self->stamp = 1;
-    }
-    const uint32_t stamp = self->stamp;
-    IntList *held = &self->held, *found = &self->found;
-    held->len = 0;
-    found->len = 0;
+/* Document i's keys (strings) looked up in key_ids (str -> key id): its bit set in each key's mask. */
+static int batch_keys(Core *self, int32_t i, PyObject *doc_keys, PyObject *key_ids) {
+    const uint64_t bit = (uint64_t)1 << i;
     PyObject *iterator = PyObject_GetIter(doc_keys);
-    if (!iterator) return NULL;
+    if (!iterator) return -1;
     PyObject *item;
     while ((item = PyIter_Next(iterator)) != NULL) {
         PyObject *id = PyDict_GetItemWithError(key_ids, item);  /* borrowed */
         Py_DECREF(item);
         if (id == NULL) {
-            if (PyErr_Occurred()) { Py_DECREF(iterator); return NULL; }
+            if (PyErr_Occurred()) { Py_DECREF(iterator); return -1; }
             continue;  /* a key no stored query uses */
         }
         long key = PyLong_AsLong(id);
-        if (key == -1 && PyErr_Occurred()) { Py_DECREF(iterator); return NULL; }
+        if (key == -1 && PyErr_Occurred()) { Py_DECREF(iterator); return -1; }
         if (key < 0 || key >= self->nkeys) continue;
-        self->key_stamp[key] = stamp;
+        uint64_t *mask = &self->key_mask[key];
+        if (*mask & bit) continue;  /* the same key twice */
+        if (!*mask && list_append(&self->held, (int32_t)key)) { Py_DECREF(iterator); return -1; }
+        *mask |= bit;
         self->df[key] += self->counted[key];  /* the document frequencies re-keying reads, counted on the way */
-        if (list_append(held, (int32_t)key)) { Py_DECREF(iterator); return NULL; }
     }
     Py_DECREF(iterator);
-    if (PyErr_Occurred()) return NULL;
-    PyObject *to_verify = PyList_New(0);
-    if (!to_verify) return NULL;
-    DocView view = {doc, NULL, NULL, NULL, NULL, 0};
-    for (int32_t i = 0; i < held->len; i++) {
-        int32_t key = held->data[i];
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* The candidates of the batch's documents: exact ones kept as matches, the others (each once, with
+ * the mask of the documents it is a candidate of) in self->touched. */
+static int batch_select(Core *self) {
+    const uint32_t stamp = self->stamp;
+    self->touched.len = 0;
+    for (int32_t h = 0; h < self->held.len; h++) {
+        int32_t key = self->held.data[h];
+        const uint64_t mask = self->key_mask[key];
         const IntList *exact = &self->exact[key];
         for (int32_t j = 0; j < exact->len; j++) {
-            int32_t number = exact->data[j];
-            if (self->slots[number].stamp == stamp) continue;
-            self->slots[number].stamp = stamp;
-            if (list_append(found, number)) goto fail;
+            for (uint64_t bits = mask; bits; bits &= bits - 1)  /* a repeat is dropped by answer() */
+                if (list_append(&self->found[__builtin_ctzll(bits)], exact->data[j])) return -1;
         }
         const IntList *verify = &self->verify[key];
         const int32_t *numbers = verify->data;
-        int32_t len = verify->len;
+        const int32_t len = verify->len;
         for (int32_t j = 0; j < len; j++) {
-            /* Loads are the cost: the slot of a candidate well ahead, the node of one a few ahead. */
-            if (j + 2 * PREFETCH < len) __builtin_prefetch(&self->slots[numbers[j + 2 * PREFETCH]]);
-            if (j + PREFETCH < len) {
-                const Node *ahead = self->slots[numbers[j + PREFETCH]].program;
-                if (ahead) __builtin_prefetch(ahead);
+            if (j + 2 * PREFETCH < len) __builtin_prefetch(&self->slots[numbers[j + 2 * PREFETCH]], 1);
+            QuerySlot *slot = &self->slots[numbers[j]];
+            if (slot->stamp != stamp) {
+                slot->stamp = stamp;
+                slot->mask = mask;
+                if (list_append(&self->touched, numbers[j])) return -1;
+            } else {
+                slot->mask |= mask;
             }
-            if (consider(self, numbers[j], &view, to_verify)) goto fail;
         }
     }
-    if (scan_ranges(self, &view, to_verify)) goto fail;
-    view_release(&view);
-    return to_verify;
+    return 0;
+}
+
+/* Verify every touched candidate for the documents it is a candidate of: a conjunction of keys for
+ * all of them at once, any other program document by document. */
+static int batch_verify(Core *self, PyObject *const *to_verify) {
+    const int32_t *numbers = self->touched.data;
+    const int32_t len = self->touched.len;
+    for (int32_t j = 0; j < len; j++) {
+        /* Loads are the cost: the slot of a candidate well ahead, the node of one a few ahead. */
+        if (j + 2 * PREFETCH < len) __builtin_prefetch(&self->slots[numbers[j + 2 * PREFETCH]]);
+        if (j + PREFETCH < len) {
+            const Node *ahead = self->slots[numbers[j + PREFETCH]].program;
+            if (ahead) __builtin_prefetch(ahead);
+        }
+        const int32_t number = numbers[j];
+        const QuerySlot *slot = &self->slots[number];
+        const Node *program = slot->program;
+        uint64_t mask = slot->mask;
+        if (program == NULL) {
+            for (; mask; mask &= mask - 1)
+                if (append_number(to_verify[__builtin_ctzll(mask)], number)) return -1;
+            continue;
+        }
+        if (program->kind == P_KEYS || program->kind == P_BOOL) {  /* a bool's own keys come first */
+            mask = holds_mask(self, program->keys, mask);
+            if (program->kind == P_KEYS) {
+                for (; mask; mask &= mask - 1)
+                    if (list_append(&self->found[__builtin_ctzll(mask)], number)) return -1;
+                continue;
+            }
+        }
+        for (; mask; mask &= mask - 1) {
+            int32_t i = __builtin_ctzll(mask);
+            self->bit = (uint64_t)1 << i;
+            int r = eval_node(self, program, &self->views[i]);
+            if (r < 0) return -1;
+            if (r && list_append(&self->found[i], number)) return -1;
+        }
+    }
+    return 0;
+}
+
+/* batch(doc_keys_list, key_ids, docs) -> [to_verify, ...]: starts a batch of up to 64 documents (each
+ * its set of keys and its analysis).  The queries their keys and values select are verified here and
+ * the matches kept for answer(); per document, those without a program are returned for Python.
+ * The batch lasts until the next one: check() and answer() name its documents by position. */
+static PyObject *Core_batch(Core *self, PyObject *args) {
+    PyObject *keys_list, *key_ids, *docs;
+    if (!PyArg_ParseTuple(args, "O!O!O!", &PyList_Type, &keys_list, &PyDict_Type, &key_ids, &PyList_Type, &docs)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(docs);
+    if (n != PyList_GET_SIZE(keys_list) || n > BATCH) {
+        return PyErr_Format(PyExc_ValueError, "a batch is up to %d documents, each with its keys", BATCH);
+    }
+    batch_release(self);
+    if (++self->stamp == 0) {  /* wrapped after 2^32 batches: forget every old stamp */
+        for (int32_t q = 0; q < self->nqueries; q++) self->slots[q].stamp = 0;
+        self->stamp = 1;
+    }
+    PyObject *answer = PyList_New(n);
+    if (!answer) return NULL;
+    PyObject *to_verify[BATCH];
+    self->ndocs = (int32_t)n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        DocView *view = &self->views[i];
+        view->doc = PyList_GET_ITEM(docs, i);
+        Py_INCREF(view->doc);
+        if (!(to_verify[i] = PyList_New(0))) goto fail;
+        PyList_SET_ITEM(answer, i, to_verify[i]);
+        if (batch_keys(self, (int32_t)i, PyList_GET_ITEM(keys_list, i), key_ids)) goto fail;
+    }
+    if (batch_select(self) || batch_verify(self, to_verify)) goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        self->bit = (uint64_t)1 << i;
+        if (scan_ranges(self, (int32_t)i, to_verify[i])) goto fail;
+    }
+    return answer;
 fail:
-    view_release(&view);
-    Py_DECREF(to_verify);
+    Py_DECREF(answer);
+    batch_release(self);
     return NULL;
 }
 
-/* check(numbers, doc) -> to_verify: after candidates(), verify further candidates of the same
- * document (the always-check list, range candidates); as there, matches are kept. */
+/* candidates(doc_keys, key_ids, doc) -> to_verify: batch() of one document. */
+static PyObject *Core_candidates(Core *self, PyObject *args) {
+    PyObject *doc_keys, *key_ids, *doc;
+    if (!PyArg_ParseTuple(args, "OO!O", &doc_keys, &PyDict_Type, &key_ids, &doc)) return NULL;
+    PyObject *batch = Py_BuildValue("([O]O[O])", doc_keys, key_ids, doc);
+    if (!batch) return NULL;
+    PyObject *lists = Core_batch(self, batch);
+    Py_DECREF(batch);
+    if (!lists) return NULL;
+    PyObject *to_verify = PyList_GET_ITEM(lists, 0);
+    Py_INCREF(to_verify);
+    Py_DECREF(lists);
+    return to_verify;
+}
+
+static int batch_position(Core *self, int position) {
+    if (position < 0 || position >= self->ndocs) {
+        PyErr_Format(PyExc_IndexError, "document %d is not in the current batch", position);
+        return -1;
+    }
+    return 0;
+}
+
+/* check(numbers, position=0) -> to_verify: verify further candidates of a document of the current
+ * batch (the always-check list); as in batch(), matches are kept. */
 static PyObject *Core_check(Core *self, PyObject *args) {
-    PyObject *numbers, *doc;
-    if (!PyArg_ParseTuple(args, "OO", &numbers, &doc)) return NULL;
+    PyObject *numbers;
+    int position = 0;
+    if (!PyArg_ParseTuple(args, "O|i", &numbers, &position) || batch_position(self, position)) return NULL;
+    if (self->views[position].doc == NULL)
+        return PyErr_Format(PyExc_IndexError, "document %d of the batch was answered already", position);
     PyObject *fast = PySequence_Fast(numbers, "numbers must be a sequence of query numbers");
     if (!fast) return NULL;
     PyObject *to_verify = PyList_New(0);
     if (!to_verify) { Py_DECREF(fast); return NULL; }
-    DocView view = {doc, NULL, NULL, NULL, NULL, 0};
+    self->bit = (uint64_t)1 << position;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
     for (Py_ssize_t i = 0; i < n; i++) {
         long number = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
@@ -980,25 +1104,26 @@ static PyObject *Core_check(Core *self, PyObject *args) {
             if (append_number(to_verify, (int32_t)number)) goto fail;
             continue;
         }
-        if (consider(self, (int32_t)number, &view, to_verify)) goto fail;
+        if (consider(self, (int32_t)number, position, to_verify)) goto fail;
     }
-    view_release(&view);
     Py_DECREF(fast);
     return to_verify;
 fail:
-    view_release(&view);
     Py_DECREF(fast);
     Py_DECREF(to_verify);
     return NULL;
 }
 
-/* answer(verified, ids) -> the ids of the document's matches in registration (number) order: the
- * queries kept by candidates() and check() and the numbers Python verified, each number mapped
- * through ids.  The numbers are ordered through a bit per query (cheaper than sorting ~1,400). */
+/* answer(verified, ids, position=0) -> the ids of a document's matches in registration (number)
+ * order: those kept by batch() and check() and the numbers Python verified, each number mapped
+ * through ids.  The numbers are ordered through a bit per query (cheaper than sorting ~1,400).
+ * This ends the document: its analysis is let go, and check() may not name it again. */
 static PyObject *Core_answer(Core *self, PyObject *args) {
     PyObject *verified, *ids;
-    if (!PyArg_ParseTuple(args, "OO!", &verified, &PyList_Type, &ids)) return NULL;
-    IntList *found = &self->found;
+    int position = 0;
+    if (!PyArg_ParseTuple(args, "OO!|i", &verified, &PyList_Type, &ids, &position) || batch_position(self, position))
+        return NULL;
+    IntList *found = &self->found[position];
     PyObject *fast = PySequence_Fast(verified, "verified must be a sequence of query numbers");
     if (!fast) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
@@ -1031,6 +1156,7 @@ static PyObject *Core_answer(Core *self, PyObject *args) {
         }
     }
     found->len = 0;
+    view_release(&self->views[position]);  /* the document is answered: its analysis may go */
     PyObject *answer = PyList_New(count);
     if (!answer) {
         for (int32_t w = low; w <= high; w++) seen[w] = 0;
@@ -1053,6 +1179,7 @@ static PyObject *Core_answer(Core *self, PyObject *args) {
 }
 
 static void Core_dealloc(Core *self) {
+    batch_release(self);
     for (int32_t k = 0; k < self->nkeys; k++) {
         free(self->verify[k].data);
         free(self->exact[k].data);
@@ -1060,7 +1187,7 @@ static void Core_dealloc(Core *self) {
     for (int32_t q = 0; q < self->nqueries; q++) node_free(self->slots[q].program);
     free(self->verify);
     free(self->exact);
-    free(self->key_stamp);
+    free(self->key_mask);
     free(self->df);
     free(self->counted);
     free(self->slots);
@@ -1071,7 +1198,8 @@ static void Core_dealloc(Core *self) {
         free(f->low); free(f->high); free(f->number); free(f->exact);
     }
     free(self->ranges);
-    free(self->found.data);
+    for (int32_t i = 0; i < BATCH; i++) free(self->found[i].data);
+    free(self->touched.data);
     free(self->held.data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -1108,12 +1236,14 @@ static PyMethodDef Core_methods[] = {
     {"remove_range", (PyCFunction)Core_remove_range, METH_VARARGS, "remove_range(field, number) -> bool."},
     {"set_program", (PyCFunction)Core_set_program, METH_VARARGS,
      "set_program(number, program): how the query is verified (a tree of tagged tuples; None: in Python)."},
+    {"batch", (PyCFunction)Core_batch, METH_VARARGS,
+     "batch(doc_keys_list, key_ids, docs) -> per document, the numbers Python must verify; the matches found here are kept."},
     {"candidates", (PyCFunction)Core_candidates, METH_VARARGS,
-     "candidates(doc_keys, key_ids, doc) -> the numbers Python must verify; the matches found here are kept."},
+     "candidates(doc_keys, key_ids, doc) -> the numbers Python must verify: batch() of one document."},
     {"check", (PyCFunction)Core_check, METH_VARARGS,
-     "check(numbers, doc) -> the numbers Python must verify; further candidates of the current document."},
+     "check(numbers, position=0) -> the numbers Python must verify; further candidates of a document of the batch."},
     {"answer", (PyCFunction)Core_answer, METH_VARARGS,
-     "answer(verified, ids) -> ids of the kept matches and the verified numbers, in number order."},
+     "answer(verified, ids, position=0) -> ids of a document's kept matches and verified numbers, in number order."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -46,6 +46,9 @@ except ImportError:  # not built (no C compiler at install): the pure-Python loo
 NATIVE = Core is not None
 """Whether the native candidate loop is available."""
 
+NATIVE_BATCH = 64
+"""Most documents the native core matches at once (:meth:`Presearcher.native_batch`: a bit each in a word)."""
+
 REWEIGHT_MIN_DOCS = 50  # document frequencies are trusted from this many documents on
 COMMON = 0.02  # a key held by more than this fraction of the documents is common
 RANGE_RATHER = 0.25  # a query indexed under keys held this often is indexed under a required range instead
@@ -258,8 +261,21 @@ class Presearcher:
         assert core is not None
         to_verify = core.candidates(doc_keys, self.key_ids, doc)
         if self.always:
-            to_verify.extend(core.check(self.always, doc))
+            to_verify.extend(core.check(self.always))
         return to_verify
+
+    def native_batch(self, doc_keys: List[Set[str]], docs: List[AnalysedDoc]) -> List[List[int]]:
+        """As :meth:`native_candidates` for up to :data:`NATIVE_BATCH` documents at once: per document,
+        the candidates Python must verify.  A query that is a candidate of several of them is loaded,
+        and verified if its form is keys alone, once for all; :meth:`native_answer` then answers
+        each document by its position."""
+        core = self.core
+        assert core is not None
+        lists: List[List[int]] = core.batch(doc_keys, self.key_ids, docs)
+        if self.always:
+            for position, to_verify in enumerate(lists):
+                to_verify.extend(core.check(self.always, position))
+        return lists
 
     def _range_candidates(self, doc: AnalysedDoc, exact: Set[int], found: Set[int]) -> None:
         """Add the queries indexed under a range holding one of the document's values."""
@@ -269,10 +285,11 @@ class Presearcher:
             if values:
                 ranges.find(values, exact, found)
 
-    def native_answer(self, verified: List[int], ids: List[Optional[str]]) -> List[str]:
-        """After :meth:`native_candidates`: the ids of every match of the document, in registration order."""
+    def native_answer(self, verified: List[int], ids: List[Optional[str]], position: int = 0) -> List[str]:
+        """After :meth:`native_candidates` (or :meth:`native_batch`, the document at ``position``): the ids
+        of every match of the document, in registration order."""
         assert self.core is not None
-        return self.core.answer(verified, ids)
+        return self.core.answer(verified, ids, position)
 
     def split_candidates(self, doc_keys: Iterable[str], doc: Optional[AnalysedDoc] = None) -> Tuple[Set[int], Set[int]]:
         """(queries the document matches, queries to verify)."""
