@@ -254,6 +254,39 @@ def test_native_and_python_presearchers_count_the_same_frequencies(monkeypatch: 
     assert sum(python_ps.frequency(k) for k in keys) > 0
 
 
+def test_native_and_python_presearchers_choose_the_same_clause_to_index_a_query_under(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = documents(400)
+    regs = distinct_registrations((source, "or") for _, source in generate(docs, 1000, 7))
+    states = []
+    for native in (True, False):
+        index = index_of(native, regs, monkeypatch)
+        index.match_batch("rc", docs)
+        states.append(index._state("rc"))
+    native_state, python_state = states
+    choices = list(python_state.alternatives.values())
+    assert sum(len(alternatives) > 1 for alternatives in choices) > 50
+    # Equal costs make the first of equals win: frozensets of one key each, in the sets' order
+    choices += [(("title\x1fab",), ("title\x1fcd",)), (("zz\x1fnever",), ("title\x1fab", "zz\x1fnever"))]
+    picked = [native_state.presearcher.cheapest(alternatives) for alternatives in choices]
+    assert picked == [python_state.presearcher.cheapest(alternatives) for alternatives in choices]
+    assert picked[-2:] == [("title\x1fab",), ("zz\x1fnever",)]
+
+
+def test_native_and_python_presearchers_sum_the_same_frequencies_of_a_set_of_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = documents(400)
+    regs = distinct_registrations((source, "or") for _, source in generate(docs, 1000, 7))
+    states = []
+    for native in (True, False):
+        index = index_of(native, regs, monkeypatch)
+        index.match_batch("rc", docs)
+        states.append(index._state("rc").presearcher)
+    native_ps, python_ps = states
+    keys = sorted(python_ps.counted)
+    sets = [frozenset(keys[i : i + 3]) for i in range(0, len(keys), 3)] + [frozenset({"no\x1fsuch key"})]
+    assert [native_ps.core.held(s, native_ps.key_ids) for s in sets] == [sum(python_ps.frequency(k) for k in s) for s in sets]
+    assert [native_ps.too_common(s) for s in sets] == [python_ps.too_common(s) for s in sets]
+
+
 def batch(core: Any, docs: List[Any], verified: Any = ()) -> Any:
     """(to verify, answer) of each document of one batch: ``docs`` as (keys, analysis) pairs."""
     lists = core.batch([set(keys) for keys, _ in docs], KEY_IDS, [doc or Doc() for _, doc in docs])

@@ -215,10 +215,32 @@ class Presearcher:
             total += get(k, 0) + 1.0 / (2 + len(k) - k.find(SEP))
         return total
 
+    def cheapest(self, alternatives: Tuple[Tuple[str, ...], ...], memo: Optional[Dict[Tuple[str, ...], float]] = None) -> Tuple[str, ...]:
+        """The clause of ``alternatives`` the fewest documents are expected to hold (by :meth:`cost`,
+        the first of equals); ``memo`` keeps the costs of the Python loop while frequencies hold still."""
+        if len(alternatives) == 1:
+            return alternatives[0]
+        if self.core is not None and self.docs >= REWEIGHT_MIN_DOCS:
+            return alternatives[self.core.cheapest(alternatives, self.key_ids)]
+        if memo is None:
+            return min(alternatives, key=self.cost)
+        cost_of = self.cost
+
+        def cost(keys: Tuple[str, ...]) -> float:
+            c = memo.get(keys)
+            if c is None:
+                c = memo[keys] = cost_of(keys)
+            return c
+
+        return min(alternatives, key=cost)
+
     def too_common(self, keys: FrozenSet[str]) -> bool:
         """Whether documents hold one of ``keys`` so often that a range would select better."""
         if self.docs < REWEIGHT_MIN_DOCS:
             return False
+        if self.core is not None:
+            held: int = self.core.held(keys, self.key_ids)
+            return held > self.docs * RANGE_RATHER
         get = self._frequencies()
         held = 0
         for k in keys:

@@ -426,9 +426,11 @@ class _IndexState:
             self.wanted_keys = frozenset(f for f, n in counts.items() if n > 0)
             self.scope_version += 1  # documents being matched need these keys: analyse them again
 
-    def note_keys(self, number: int, keys: Optional[FrozenSet[str]]) -> None:
-        """Record the kinds of keys query ``number`` uses now that it is indexed under ``keys``."""
-        kinds = keyed_fields(keys, None)  # a shared set already
+    def note_keys(self, number: int, keys: Optional[FrozenSet[str]], kinds: Optional[FrozenSet[Tuple[str, str]]] = None) -> None:
+        """Record the kinds of keys query ``number`` uses now that it is indexed under ``keys``
+        (``kinds``: ``keyed_fields(keys, None)`` if known)."""
+        if kinds is None:
+            kinds = keyed_fields(keys, None)  # a shared set already
         form_kinds = self.form_keyed.get(number)
         if form_kinds and not form_kinds <= kinds:
             kinds = shared_kinds(kinds | form_kinds)
@@ -476,19 +478,13 @@ class _IndexState:
             if not pending:
                 return
         types = self.model.types
-        # The frequencies hold still during this call and clauses recur: each clause is costed once.
-        # (The first pass after a cold start re-keys ~30,000 of 100,000 queries here.)
+        # The frequencies hold still during this call and clauses recur: the Python loop costs each
+        # clause once (the first pass after a cold start re-keys ~30,000 of 100,000 queries here).
         costs: Dict[Tuple[str, ...], float] = {}
-        cost_of = presearcher.cost
-        too_common = presearcher.too_common
+        kinds_of: Dict[Tuple[str, ...], FrozenSet[Tuple[str, str]]] = {}  # clauses recur: their kinds of keys too
+        cheapest, too_common = presearcher.cheapest, presearcher.too_common
         queries, alternatives_of, settled = self.queries, self.alternatives, self.settled
         exact, ranged, indexed = presearcher.exact, presearcher.ranged, presearcher.indexed
-
-        def cost(keys: Tuple[str, ...]) -> float:
-            c = costs.get(keys)
-            if c is None:
-                c = costs[keys] = cost_of(keys)
-            return c
 
         for _ in range(min(budget, len(pending))):
             number = pending.pop()
@@ -497,9 +493,13 @@ class _IndexState:
                 continue
             alternatives = alternatives_of.get(number)
             keys: Optional[FrozenSet[str]]
+            kinds: Optional[FrozenSet[Tuple[str, str]]] = None
             if alternatives is not None:
-                cheapest: Tuple[str, ...] = alternatives[0] if len(alternatives) == 1 else min(alternatives, key=cost)
-                keys = frozenset(cheapest)
+                clause = cheapest(alternatives, costs)
+                keys = frozenset(clause)
+                kinds = kinds_of.get(clause)
+                if kinds is None:
+                    kinds = kinds_of[clause] = keyed_fields(keys, None)
             else:
                 keys, _ = extract_keys(query.node, types, presearcher.weight)
             if keys is not None and too_common(keys):
@@ -509,7 +509,7 @@ class _IndexState:
                     continue
             if keys != indexed.get(number):
                 presearcher.add(number, keys, False)
-                self.note_keys(number, keys)
+                self.note_keys(number, keys, kinds)
 
     def unwatch(self, number: int, node: Node) -> None:
         for field in unmapped_fields(node, self.model.types):
