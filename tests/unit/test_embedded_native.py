@@ -254,7 +254,8 @@ def test_native_and_python_presearchers_count_the_same_frequencies(monkeypatch: 
     assert sum(python_ps.frequency(k) for k in keys) > 0
 
 
-def test_native_and_python_presearchers_choose_the_same_clause_to_index_a_query_under(monkeypatch: pytest.MonkeyPatch) -> None:
+def states_after_400_documents(monkeypatch: pytest.MonkeyPatch) -> List[Any]:
+    """The native and the Python index states of 1,000 "or" queries after matching the same 400 documents."""
     docs = documents(400)
     regs = distinct_registrations((source, "or") for _, source in generate(docs, 1000, 7))
     states = []
@@ -262,7 +263,11 @@ def test_native_and_python_presearchers_choose_the_same_clause_to_index_a_query_
         index = index_of(native, regs, monkeypatch)
         index.match_batch("rc", docs)
         states.append(index._state("rc"))
-    native_state, python_state = states
+    return states
+
+
+def test_native_and_python_presearchers_choose_the_same_clause_to_index_a_query_under(monkeypatch: pytest.MonkeyPatch) -> None:
+    native_state, python_state = states_after_400_documents(monkeypatch)
     choices = list(python_state.alternatives.values())
     assert sum(len(alternatives) > 1 for alternatives in choices) > 50
     # Equal costs make the first of equals win: frozensets of one key each, in the sets' order
@@ -273,14 +278,7 @@ def test_native_and_python_presearchers_choose_the_same_clause_to_index_a_query_
 
 
 def test_native_and_python_presearchers_sum_the_same_frequencies_of_a_set_of_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    docs = documents(400)
-    regs = distinct_registrations((source, "or") for _, source in generate(docs, 1000, 7))
-    states = []
-    for native in (True, False):
-        index = index_of(native, regs, monkeypatch)
-        index.match_batch("rc", docs)
-        states.append(index._state("rc").presearcher)
-    native_ps, python_ps = states
+    native_ps, python_ps = (state.presearcher for state in states_after_400_documents(monkeypatch))
     keys = sorted(python_ps.counted)
     sets = [frozenset(keys[i : i + 3]) for i in range(0, len(keys), 3)] + [frozenset({"no\x1fsuch key"})]
     assert [native_ps.core.held(s, native_ps.key_ids) for s in sets] == [sum(python_ps.frequency(k) for k in s) for s in sets]
