@@ -40,17 +40,12 @@ query that no longer parses against the grown mapping (``match`` of ``"abc"``
 on what became a ``long``) is replaced by ``match_none`` (it can match nothing)
 and logged; its registration stays.
 
-Failures: connection errors, timeouts, 429 and 5xx are retried with exponential
-back-off; after the last retry the call fails with BackendUnavailable (HTTP
-ingest answers 503, nothing is acknowledged that was not percolated) and
-:attr:`ElasticsearchPercolator.healthy` is False until a request succeeds.  A
-query Elasticsearch refuses at registration is InvalidQuery with its reason.
-With several node URLs (``--es-url http://a:9200,http://b:9200``) a failed
-attempt goes on to the next node at once, and the back-off starts only once
-every node has failed in a row; the node that answered is kept.  A search that
-some shards did not answer (a node died under it) is retried, never taken with
-fewer hits.  New percolator indexes get ``--es-shards`` primaries with
-``--es-replicas`` replicas each.
+Failures (:mod:`beater.percolator.elasticsearch_client`): connection errors, timeouts, 429 and 5xx
+are retried with back-off, over every node URL given (``--es-url http://a:9200,http://b:9200``);
+after the last retry the call fails with BackendUnavailable (HTTP ingest answers 503, nothing is
+acknowledged that was not percolated) and :attr:`ElasticsearchPercolator.healthy` is False until a
+request succeeds.  A query Elasticsearch refuses at registration is InvalidQuery with its reason.
+New percolator indexes get ``--es-shards`` primaries with ``--es-replicas`` replicas each.
 
 OpenSearch 2.x answers the same REST calls alike but for one bug: a mapping
 update makes it forget ``index.percolator.map_unmapped_fields_as_text`` (see
@@ -63,16 +58,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-import treq
-from twisted.internet import task
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
-from twisted.web.client import HTTPConnectionPool
 
-from beater.errors import BackendUnavailable, DocumentRefused, EstromError, InvalidQuery
+from beater.errors import DocumentRefused, EstromError, InvalidQuery
 from beater.mappings import IndexMapping, MappingError, field_kinds
+from beater.percolator.elasticsearch_client import ElasticsearchClient, ElasticsearchError
 from beater.percolator.embedded.analysis import standard_tokens
 from beater.percolator.mapping import mapping_for_documents, merge_properties
 from beater.registration import Registration, make_registration
@@ -233,67 +226,11 @@ def highlights_of(hit: Mapping[str, Any], count: int, properties: Mapping[str, A
     return [dict(sorted(h.items())) for h in out]
 
 
-def node_urls(url: str) -> List[str]:
-    """The node URLs of ``--es-url``: one, or several comma-separated (the same cluster, tried in turn)."""
-    urls = [part.strip().rstrip("/") for part in url.split(",") if part.strip()]
-    if not urls:
-        raise ValueError(f"no Elasticsearch URL in {url!r}")
-    return urls
-
-
-# Refusals that say "not now" rather than "never": the index is being closed and reopened (the
-# OpenSearch repair below, by this Beater or another), so the request is retried like a 503.
-RETRYABLE_ERRORS = frozenset({"index_closed_exception"})
-
-
-def failed_shards(payload: Any) -> Optional[str]:
-    """Why a search answered for only some of its shards (a node died mid-search), None if all answered.
-
-    Such an answer is 200 with fewer hits: taken as it is, matches would be lost, so it is retried."""
-    shards = payload.get("_shards") if isinstance(payload, dict) else None
-    if not isinstance(shards, dict) or not shards.get("failed"):
-        return None
-    failures = shards.get("failures") or [{}]
-    reason = (failures[0].get("reason") or {}) if isinstance(failures[0], dict) else {}
-    detail = reason.get("reason") or reason.get("type") or "unknown reason" if isinstance(reason, dict) else str(reason)
-    return f"{shards['failed']} of {shards.get('total', '?')} shards failed ({detail})"
-
-
 # OpenSearch (2.19 at least) forgets index.percolator.map_unmapped_fields_as_text when a mapping update
 # rebuilds the percolator field (opensearch-project/OpenSearch#21072): queries on unmapped fields are then
 # refused with this reason, default-field queries fail or silently match nothing.  Closing and reopening
 # the index reads the setting again.
 OPENSEARCH_LOST_SETTING = "No field mapping can be found for the field with name"
-
-
-class ElasticsearchError(Exception):
-    """Elasticsearch answered with an error status."""
-
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(f"Elasticsearch answered {status}: {json.dumps(body)[:500]}")
-        self.status = status
-        self.body = body
-
-    @property
-    def error_type(self) -> str:
-        """The top-level error type (``index_not_found_exception``, ...)."""
-        error = self.body.get("error") if isinstance(self.body, dict) else None
-        return str(error.get("type", "")) if isinstance(error, dict) else ""
-
-    @property
-    def reason(self) -> str:
-        """What Elasticsearch said, from the outer reason to the innermost cause."""
-        error = self.body.get("error") if isinstance(self.body, dict) else None
-        if not isinstance(error, dict):
-            return str(error or self.body)
-        reasons: List[str] = []
-        cause: Any = error
-        while isinstance(cause, dict):
-            reason = cause.get("reason")
-            if reason and reason not in reasons and not any(str(reason) in r for r in reasons):
-                reasons.append(str(reason))
-            cause = cause.get("caused_by")
-        return ": ".join(reasons) or str(error)
 
 
 class ElasticsearchPercolator:
@@ -323,101 +260,21 @@ class ElasticsearchPercolator:
             from twisted.internet import reactor as default_reactor
 
             reactor = default_reactor
-        self.urls = node_urls(url)
-        self.url = self.urls[0]  # the node requests go to now; the next one after it fails
+        self.client = ElasticsearchClient(url, reactor, retries, backoff, timeout, deadline)
         self.shards = shards
         self.replicas = replicas
         self.opensearch: Optional[bool] = None  # known after the first GET /: OpenSearch needs the repair after mapping updates
         self.reactor = reactor
-        self.retries = retries
-        self.backoff = backoff
-        self.timeout = timeout
-        self.deadline = deadline
         self.mappings: Mapping[str, IndexMapping] = mappings or {}
-        self.healthy = False
-        self.pool = HTTPConnectionPool(reactor, persistent=True)
-        self.pool.maxPersistentPerHost = 8
         self._mapped: Dict[str, Dict[str, Any]] = {}
         self._ready_indexes: Set[str] = set()
         self._refused: Dict[str, Set[str]] = {}
         self.remapped: Dict[str, str] = {}  # old id -> new id of queries registered under another mapping
 
-    # --- HTTP -----------------------------------------------------------------------------------
-
-    async def _request(
-        self, method: str, path: str, body: Any = None, ok_missing: bool = False, ndjson: Optional[bytes] = None
-    ) -> Any:
-        """One JSON request with retries and back-off on connection failures, 429 and 5xx answers (and a
-        search some shards did not answer); each failure moves on to the next node URL, and only once
-        every node has failed in a row is there a back-off."""
-        if ndjson is not None:
-            data: Optional[bytes] = ndjson
-            content_type = b"application/x-ndjson"
-        else:
-            data = None if body is None else json.dumps(body).encode()
-            content_type = b"application/json"
-        delay = self.backoff
-        give_up = self.reactor.seconds() + self.deadline
-        attempt = failed_in_a_row = 0
-        while True:
-            url = self.url
-            # treq's parameter is invariant in its key and value types: this dict must say it holds what it allows
-            headers: Dict[Union[bytes, str], List[Union[bytes, str]]] = {b"Content-Type": [content_type], b"Accept": [b"application/json"]}
-            try:
-                response = await treq.request(
-                    method,
-                    url + path,
-                    data=data,
-                    headers=headers,
-                    timeout=self.timeout,
-                    reactor=self.reactor,
-                    pool=self.pool,
-                )
-                content = await response.content()
-                try:
-                    payload = json.loads(content) if content else None
-                except ValueError:
-                    payload = {"error": content[:500].decode("utf-8", "replace")}
-                if response.code == 404 and ok_missing:
-                    self.healthy = True
-                    return None
-                if response.code >= 500 or response.code == 429:
-                    raise ElasticsearchError(response.code, payload)
-                if response.code < 400 and "/_search" in path and failed_shards(payload):
-                    raise ElasticsearchError(503, {"error": {"type": "shard_failures", "reason": failed_shards(payload)}})
-                error = ElasticsearchError(response.code, payload)
-                if response.code >= 400 and error.error_type in RETRYABLE_ERRORS:
-                    raise ElasticsearchError(503, payload)
-                self.healthy = True
-                if response.code >= 400:
-                    raise error
-                return payload
-            except ElasticsearchError as e:
-                if e.status < 500 and e.status != 429:
-                    raise
-                failure: Exception = e
-            except Exception as e:  # connection refused, timeout, DNS
-                failure = e
-            failed_in_a_row += 1
-            if len(self.urls) > 1:
-                self.url = self.urls[(self.urls.index(url) + 1) % len(self.urls)] if url in self.urls else self.urls[0]
-                if failed_in_a_row % len(self.urls):  # a node not tried since the last success: at once
-                    log.warn(
-                        "Elasticsearch request {method} {path} failed at {url} ({failure}); trying {next}",
-                        method=method, path=path, url=url, failure=failure, next=self.url,
-                    )
-                    continue
-            self.healthy = False
-            if attempt == self.retries or self.reactor.seconds() + delay > give_up:
-                where = url if len(self.urls) == 1 else ", ".join(self.urls)
-                raise BackendUnavailable(f"Elasticsearch at {where} is unavailable: {failure}")
-            log.warn(
-                "Elasticsearch request {method} {path} failed ({failure}); retrying in {delay:.1f} s",
-                method=method, path=path, failure=failure, delay=delay,
-            )
-            await task.deferLater(self.reactor, delay, lambda: None)
-            delay = min(delay * 2, 5.0)
-            attempt += 1
+    @property
+    def healthy(self) -> bool:
+        """Whether the last request to the cluster succeeded (False before the first)."""
+        return self.client.healthy
 
     # --- Percolator protocol ---------------------------------------------------------------------
 
@@ -426,12 +283,12 @@ class ElasticsearchPercolator:
         return ensureDeferred(self._start())
 
     async def _start(self) -> None:
-        info = await self._request("GET", "/")
+        info = await self.client.request("GET", "/")
         version = (info or {}).get("version", {})
         self.opensearch = version.get("distribution") == "opensearch"
         log.info(
             "Elasticsearch percolator at {url}: {dist} {number}",
-            url=self.url, dist=version.get("distribution", "elasticsearch"), number=version.get("number"),
+            url=self.client.url, dist=version.get("distribution", "elasticsearch"), number=version.get("number"),
         )
         for index in self.mappings:  # a conflict with an existing percolator index stops the start, clearly
             await self._ensure_index(index)
@@ -440,15 +297,15 @@ class ElasticsearchPercolator:
         if index in self._ready_indexes:
             return
         if self.opensearch is None:  # not started (a test, a tool): which product decides the mapping updates
-            info = await self._request("GET", "/")
+            info = await self.client.request("GET", "/")
             self.opensearch = ((info or {}).get("version") or {}).get("distribution") == "opensearch"
         name = percolator_index(index)
         configured = self.mappings.get(index)
         properties = dict(configured.properties) if configured is not None else {}
-        existing = await self._request("GET", f"/{name}/_mapping", ok_missing=True)
+        existing = await self.client.request("GET", f"/{name}/_mapping", ok_missing=True)
         if existing is None:
             try:
-                await self._request("PUT", f"/{name}", index_body(properties, self.shards, self.replicas))
+                await self.client.request("PUT", f"/{name}", index_body(properties, self.shards, self.replicas))
             except ElasticsearchError as e:
                 if "resource_already_exists_exception" not in json.dumps(e.body):
                     raise
@@ -458,7 +315,7 @@ class ElasticsearchPercolator:
             lacking = any(held.get(key) != value for key, value in wanted.items())
             try:  # an index made before the mapping was configured (or changed): add what it lacks
                 if lacking:
-                    await self._request("PUT", f"/{name}/_mapping", {"properties": wanted})
+                    await self.client.request("PUT", f"/{name}/_mapping", {"properties": wanted})
             except ElasticsearchError as e:
                 raise MappingError(
                     f"the percolator index {name} exists with a mapping that conflicts with the configured mapping "
@@ -466,7 +323,7 @@ class ElasticsearchPercolator:
                 ) from None
             if lacking:
                 await self._after_mapping_update(name)
-        existing = await self._request("GET", f"/{name}/_mapping")
+        existing = await self.client.request("GET", f"/{name}/_mapping")
         properties = next(iter(existing.values()))["mappings"].get("properties", {})
         self._mapped[index] = dict(properties)
         self._ready_indexes.add(index)
@@ -495,7 +352,7 @@ class ElasticsearchPercolator:
                 except EstromError as e:
                     log.warn("stored query {id} of {index} cannot be made under the new mapping, left as it was: {why}", id=old.id, index=index, why=e.message)
                     continue
-                await self._request("DELETE", f"/{name}/_doc/{old.id}?refresh=true", ok_missing=True)
+                await self.client.request("DELETE", f"/{name}/_doc/{old.id}?refresh=true", ok_missing=True)
                 self.remapped[old.id] = new.id
                 log.warn("registration {old} of index {index} was made under another mapping: it is now {new}", old=old.id, index=index, new=new.id)
 
@@ -507,7 +364,7 @@ class ElasticsearchPercolator:
             body: Dict[str, Any] = {"query": query, "size": size, "sort": [{ID_FIELD: "asc"}], "track_total_hits": False}
             if search_after is not None:
                 body["search_after"] = search_after
-            hits = (await self._request("POST", f"/{name}/_search", body))["hits"]["hits"]
+            hits = (await self.client.request("POST", f"/{name}/_search", body))["hits"]["hits"]
             if hits:
                 yield hits
             if len(hits) < size:
@@ -529,7 +386,7 @@ class ElasticsearchPercolator:
         if registration.mapping:
             doc[MAPPING_FIELD] = registration.mapping
         try:
-            await self._request("PUT", f"/{name}/_create/{registration.id}?refresh=true", doc)
+            await self.client.request("PUT", f"/{name}/_create/{registration.id}?refresh=true", doc)
         except ElasticsearchError as e:
             if e.status == 409:
                 return False  # same id = same canonical query on the same index: already stored
@@ -549,7 +406,7 @@ class ElasticsearchPercolator:
 
     async def _lookup(self, subscription_id: str) -> Optional[Registration]:
         body = {"query": {"ids": {"values": [subscription_id]}}, "_source": [REGISTRATION_FIELD], "size": 1}
-        answer = await self._request("POST", f"/{INDEX_PREFIX}*/_search?ignore_unavailable=true&allow_no_indices=true", body)
+        answer = await self.client.request("POST", f"/{INDEX_PREFIX}*/_search?ignore_unavailable=true&allow_no_indices=true", body)
         hits = answer["hits"]["hits"]
         if not hits:
             return None
@@ -558,7 +415,7 @@ class ElasticsearchPercolator:
     async def _stored_index(self, subscription_id: str) -> Optional[str]:
         """The percolator index that holds this id, or None."""
         body = {"query": {"ids": {"values": [subscription_id]}}, "_source": False, "size": 1}
-        answer = await self._request("POST", f"/{INDEX_PREFIX}*/_search?ignore_unavailable=true&allow_no_indices=true", body)
+        answer = await self.client.request("POST", f"/{INDEX_PREFIX}*/_search?ignore_unavailable=true&allow_no_indices=true", body)
         hits = answer["hits"]["hits"]
         return str(hits[0]["_index"]) if hits else None
 
@@ -571,7 +428,7 @@ class ElasticsearchPercolator:
         name = await self._stored_index(subscription_id)
         if name is None:
             return False
-        answer = await self._request("DELETE", f"/{name}/_doc/{subscription_id}?refresh=true", ok_missing=True)
+        answer = await self.client.request("DELETE", f"/{name}/_doc/{subscription_id}?refresh=true", ok_missing=True)
         return answer is not None and answer.get("result") == "deleted"
 
     def update(self, registration: Registration) -> "Deferred[bool]":
@@ -583,7 +440,7 @@ class ElasticsearchPercolator:
         if name is None:
             return False
         body = {"doc": {REGISTRATION_FIELD: registration.to_json()}}
-        return await self._request("POST", f"/{name}/_update/{registration.id}?refresh=true", body, ok_missing=True) is not None
+        return await self.client.request("POST", f"/{name}/_update/{registration.id}?refresh=true", body, ok_missing=True) is not None
 
     def registrations(self) -> "Deferred[List[Dict[str, Any]]]":
         """The stored JSON of every registration in this cluster's percolator indexes (of any Beater)."""
@@ -601,7 +458,7 @@ class ElasticsearchPercolator:
 
     async def _counts(self, index: str) -> Tuple[int, int]:
         body = {"size": 0, "track_total_hits": True, "aggs": {"index": {"filter": {"term": {"_index": percolator_index(index)}}}}}
-        answer = await self._request("POST", f"/{INDEX_PREFIX}*/_search?ignore_unavailable=true&allow_no_indices=true", body)
+        answer = await self.client.request("POST", f"/{INDEX_PREFIX}*/_search?ignore_unavailable=true&allow_no_indices=true", body)
         total = answer["hits"]["total"]
         total = total["value"] if isinstance(total, dict) else int(total)
         per_index = (answer.get("aggregations") or {}).get("index", {}).get("doc_count", 0)
@@ -661,7 +518,7 @@ class ElasticsearchPercolator:
             "highlight": {"fields": {"*": {}}, "number_of_fragments": 0, "pre_tags": [PRE_TAG], "post_tags": [POST_TAG]},
         }
         try:
-            answer = await self._request("POST", f"/{percolator_index(index)}/_search", body)
+            answer = await self.client.request("POST", f"/{percolator_index(index)}/_search", body)
         except ElasticsearchError as e:
             if e.error_type == "index_not_found_exception":
                 self._ready_indexes.discard(index)
@@ -687,7 +544,7 @@ class ElasticsearchPercolator:
             }
             if search_after is not None:
                 body["search_after"] = search_after
-            answer = await self._request("POST", f"/{name}/_search", body)
+            answer = await self.client.request("POST", f"/{name}/_search", body)
             hits = answer["hits"]["hits"]
             for hit in hits:
                 sub_id = hit["fields"][ID_FIELD][0]
@@ -708,13 +565,13 @@ class ElasticsearchPercolator:
         if not new:
             return
         try:
-            await self._request("PUT", f"/{percolator_index(index)}/_mapping", {"properties": new})
+            await self.client.request("PUT", f"/{percolator_index(index)}/_mapping", {"properties": new})
         except ElasticsearchError:
             # Map field by field: a conflicting type (another Beater mapped it first) or a limit
             # refuses only its own field, which is then left unmapped for good (and not retried).
             for key, mapping in new.items():
                 try:
-                    await self._request("PUT", f"/{percolator_index(index)}/_mapping", {"properties": {key: mapping}})
+                    await self.client.request("PUT", f"/{percolator_index(index)}/_mapping", {"properties": {key: mapping}})
                 except ElasticsearchError as e:
                     log.warn("mapping field {key} of {index} refused, left unmapped: {reason}", key=key, index=index, reason=e.reason)
                     refused.add(key)
@@ -732,10 +589,10 @@ class ElasticsearchPercolator:
 
     async def _reopen(self, name: str) -> None:
         """Close and open ``name`` again (OpenSearch then reads its percolator settings anew); the requests
-        that meet it closed meanwhile are retried (RETRYABLE_ERRORS)."""
+        that meet it closed meanwhile are retried (elasticsearch_client.RETRYABLE_ERRORS)."""
         log.info("reopening {name}: OpenSearch forgets map_unmapped_fields_as_text at mapping updates", name=name)
-        await self._request("POST", f"/{name}/_close")
-        await self._request("POST", f"/{name}/_open?wait_for_active_shards=1")
+        await self.client.request("POST", f"/{name}/_close")
+        await self.client.request("POST", f"/{name}/_open?wait_for_active_shards=1")
 
     async def _reextract(self, index: str) -> None:
         """Re-index every stored query of ``index`` so its candidate terms follow the current mapping."""
@@ -747,11 +604,11 @@ class ElasticsearchPercolator:
             for sub_id, source in sources.items():
                 lines.append(json.dumps({"index": {"_id": sub_id}}))
                 lines.append(json.dumps(source))
-            result = await self._request("POST", f"/{name}/_bulk", ndjson=("\n".join(lines) + "\n").encode())
+            result = await self.client.request("POST", f"/{name}/_bulk", ndjson=("\n".join(lines) + "\n").encode())
             if result.get("errors"):
                 await self._disable_failed(name, result, sources)
             reindexed += len(hits)
-        await self._request("POST", f"/{name}/_refresh")
+        await self.client.request("POST", f"/{name}/_refresh")
         log.debug("re-extracted {n} stored queries of {index}", n=reindexed, index=index)
 
     async def _disable_failed(self, name: str, result: Mapping[str, Any], sources: Mapping[str, Any]) -> None:
@@ -766,8 +623,8 @@ class ElasticsearchPercolator:
             source = dict(sources[sub_id])
             source[QUERY_FIELD] = {"match_none": {}}
             source[DISABLED_FIELD] = reason
-            await self._request("PUT", f"/{name}/_doc/{sub_id}", source)
+            await self.client.request("PUT", f"/{name}/_doc/{sub_id}", source)
 
     def stop(self) -> "Deferred[None]":
         """Close the kept-alive connections; nothing to flush (every write was acknowledged)."""
-        return self.pool.closeCachedConnections()
+        return self.client.close()

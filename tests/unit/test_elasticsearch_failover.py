@@ -19,7 +19,8 @@ from twisted.trial import unittest
 from twisted.web import resource, server
 
 from beater.errors import BackendUnavailable
-from beater.percolator.elasticsearch import ElasticsearchPercolator, failed_shards, index_body, node_urls
+from beater.percolator.elasticsearch import ElasticsearchPercolator, index_body
+from beater.percolator.elasticsearch_client import failed_shards, node_urls
 from estrom.settings import resolve
 
 Answer = Tuple[int, Any]
@@ -59,7 +60,7 @@ SEARCH_PARTIAL = {
 
 
 class FailoverTests(unittest.TestCase):
-    """ElasticsearchPercolator._request over real sockets."""
+    """ElasticsearchClient.request, as the percolator makes it, over real sockets."""
 
     def serve(self, answers: List[Answer]) -> Tuple[str, Scripted]:
         node = Scripted(answers)
@@ -73,7 +74,7 @@ class FailoverTests(unittest.TestCase):
         return percolator
 
     def run_request(self, percolator: ElasticsearchPercolator, *args: Any) -> "Any":
-        return ensureDeferred(percolator._request(*args))
+        return ensureDeferred(percolator.client.request(*args))
 
     def test_a_refused_node_is_skipped_at_once_for_the_next(self) -> "Any":
         live, node = self.serve([(200, {"version": {"number": "7.17.29"}})])
@@ -82,7 +83,7 @@ class FailoverTests(unittest.TestCase):
 
         def check(answer: Any) -> None:
             self.assertEqual(answer, {"version": {"number": "7.17.29"}})
-            self.assertEqual(percolator.url, live)  # and it stays there
+            self.assertEqual(percolator.client.url, live)  # and it stays there
             self.assertTrue(percolator.healthy)
             self.assertLess(reactor.seconds() - started, 2.0)
             self.assertEqual(node.requests, [("GET", "/")])
