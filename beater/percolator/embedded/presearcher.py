@@ -272,19 +272,14 @@ class Presearcher:
         exact, found = self.split_candidates(doc_keys, doc)
         return exact | found
 
-    def native_candidates(self, doc_keys: Iterable[str], doc: AnalysedDoc) -> List[int]:
+    def native_candidates(self, doc_keys: Set[str], doc: AnalysedDoc) -> List[int]:
         """With the native core: start a document and return the candidates Python must verify.
 
         The core selects the candidates (postings, ranges, the always-check list), verifies
         them and keeps the matches for :meth:`native_answer`; only queries without a native
-        program come back here (none, normally).
+        program come back here (none, normally).  A :meth:`native_batch` of one.
         """
-        core = self.core
-        assert core is not None
-        to_verify = core.candidates(doc_keys, self.key_ids, doc)
-        if self.always:
-            to_verify.extend(core.check(self.always))
-        return to_verify
+        return self.native_batch([doc_keys], [doc])[0]
 
     def native_batch(self, doc_keys: List[Set[str]], docs: List[AnalysedDoc]) -> List[List[int]]:
         """As :meth:`native_candidates` for up to :data:`NATIVE_BATCH` documents at once: per document,

@@ -481,7 +481,7 @@ class _IndexState:
         # The frequencies hold still during this call and clauses recur: the Python loop costs each
         # clause once (the first pass after a cold start re-keys ~30,000 of 100,000 queries here).
         costs: Dict[Tuple[str, ...], float] = {}
-        kinds_of: Dict[Tuple[str, ...], FrozenSet[Tuple[str, str]]] = {}  # clauses recur: their kinds of keys too
+        kinds_of: Dict[Tuple[str, ...], FrozenSet[Tuple[str, str]]] = {}
         cheapest, too_common = presearcher.cheapest, presearcher.too_common
         queries, alternatives_of, settled = self.queries, self.alternatives, self.settled
         exact, ranged, indexed = presearcher.exact, presearcher.ranged, presearcher.indexed
@@ -493,13 +493,10 @@ class _IndexState:
                 continue
             alternatives = alternatives_of.get(number)
             keys: Optional[FrozenSet[str]]
-            kinds: Optional[FrozenSet[Tuple[str, str]]] = None
+            clause: Optional[Tuple[str, ...]] = None
             if alternatives is not None:
                 clause = cheapest(alternatives, costs)
                 keys = frozenset(clause)
-                kinds = kinds_of.get(clause)
-                if kinds is None:
-                    kinds = kinds_of[clause] = keyed_fields(keys, None)
             else:
                 keys, _ = extract_keys(query.node, types, presearcher.weight)
             if keys is not None and too_common(keys):
@@ -509,6 +506,11 @@ class _IndexState:
                     continue
             if keys != indexed.get(number):
                 presearcher.add(number, keys, False)
+                kinds: Optional[FrozenSet[Tuple[str, str]]] = None
+                if clause is not None:  # clauses recur: their kinds of keys are made once a call
+                    kinds = kinds_of.get(clause)
+                    if kinds is None:
+                        kinds = kinds_of[clause] = keyed_fields(keys, None)
                 self.note_keys(number, keys, kinds)
 
     def unwatch(self, number: int, node: Node) -> None:
