@@ -98,7 +98,7 @@ class Doc:
         self.tokens = tokens or {}
         self.numbers = numbers or {}
         self.keywords = keywords or {}
-        self._prefixes = prefixes or ({}, {}, {})
+        self._prefixes = prefixes or ({}, [], [])
 
     def prefix_view(self) -> Any:
         return self._prefixes
@@ -176,7 +176,7 @@ def test_a_document_s_first_patterns_read_its_terms_and_the_rest_its_prefix_view
     tokens, keywords = {"title": {"catalogue": [0], "do": [1]}}, {"tag": ["Catalan"]}
     # The view agrees with the terms (as AnalysedDoc.prefix_view makes it) ...
     agreeing = Doc(tokens=tokens, keywords=keywords, prefixes=(
-        {("title", "cat"): ["catalogue"], ("tag", "Cat"): ["Catalan"]}, {"cat": ["catalogue"]}, {"Cat": ["Catalan"]}))
+        {"title": ["catalogue"], "tag": ["Catalan"]}, ["catalogue"], ["Catalan"]))
     expected = [f"q{n}" for n, (field, value) in enumerate(wanted) if value != "dogma"]
     assert match(core, "a", doc=agreeing)[1] == sorted(expected, key=lambda q: int(q[1:]))
     # ... and one that disagrees shows which is read: the first four tests (q0-q3) read the terms

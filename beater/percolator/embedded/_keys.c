@@ -15,7 +15,7 @@
  * LONG_PREFIX_LENGTH characters.  The typed keys (numbers, booleans, dates: ``path SEP`` and a
  * typed term) are made here too, with the marks configure() was given.
  *
- * prefix_view(tokens, keywords, n) is AnalysedDoc.python_prefix_view's three dicts.
+ * prefix_view(tokens, keywords, n) is AnalysedDoc.python_prefix_view's sorted lists (by field, text, keyword).
  *
  * A str must be in canonical form (the narrowest kind holding its characters: equal strings of
  * different kinds compare unequal), so a key is made with the largest character it really holds:
@@ -503,23 +503,10 @@ static PyObject *py_document_keys(PyObject *self, PyObject *const *args, Py_ssiz
 
 /* --- prefix view ---------------------------------------------------------------------------------- */
 
-/* dict.setdefault(key, []).append(term) */
-static int append_to(PyObject *dict, PyObject *key, PyObject *term) {
-    PyObject *list = PyDict_GetItemWithError(dict, key);  /* borrowed */
-    if (!list) {
-        if (PyErr_Occurred()) return -1;
-        list = PyList_New(0);
-        if (!list) return -1;
-        int r = PyDict_SetItem(dict, key, list);
-        Py_DECREF(list);  /* the dict holds it */
-        if (r < 0) return -1;
-    }
-    return PyList_Append(list, term);
-}
-
 typedef struct {
-    PyObject *by_field, *all;  /* all: the text or the keyword dict */
+    PyObject *by_field, *all;  /* all: the text or the keyword list */
     PyObject *path;            /* borrowed: the current path */
+    PyObject *field;           /* borrowed from by_field: the current path's list, NULL until its first term */
     Py_ssize_t n;
 } ViewRun;
 
@@ -530,19 +517,26 @@ static int view_term(void *arg, PyObject *term) {
         return -1;
     }
     if (PyUnicode_GET_LENGTH(term) < run->n) return 0;
-    PyObject *start = PyUnicode_Substring(term, 0, run->n);  /* canonical (through the table: no faster) */
-    if (!start) return -1;
-    PyObject *key = PyTuple_Pack(2, run->path, start);
-    int r = key ? append_to(run->by_field, key, term) : -1;
-    Py_XDECREF(key);
-    if (r == 0) r = append_to(run->all, start, term);
-    Py_DECREF(start);
-    return r;
+    if (run->field == NULL) {  /* by_field.setdefault(path, []) */
+        run->field = PyDict_GetItemWithError(run->by_field, run->path);
+        if (run->field == NULL) {
+            if (PyErr_Occurred()) return -1;
+            PyObject *list = PyList_New(0);
+            if (!list) return -1;
+            int r = PyDict_SetItem(run->by_field, run->path, list);
+            Py_DECREF(list);  /* the dict holds it */
+            if (r < 0) return -1;
+            run->field = list;
+        }
+    }
+    if (PyList_Append(run->field, term) < 0) return -1;
+    return PyList_Append(run->all, term);
 }
 
 static int view_path(void *arg, PyObject *path, PyObject *terms) {
     ViewRun *run = (ViewRun *)arg;
     run->path = path;
+    run->field = NULL;
     return each_term(terms, view_term, run);
 }
 
@@ -554,12 +548,17 @@ static PyObject *py_prefix_view(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "prefix_view: n is not negative");
         return NULL;
     }
-    PyObject *by_field = PyDict_New(), *text = PyDict_New(), *keyword = PyDict_New();
+    PyObject *by_field = PyDict_New(), *text = PyList_New(0), *keyword = PyList_New(0);
     if (!by_field || !text || !keyword) goto fail;
-    ViewRun run = {by_field, text, NULL, n};
+    ViewRun run = {by_field, text, NULL, NULL, n};
     if (each_item(tokens, view_path, &run) < 0) goto fail;
     run.all = keyword;
     if (each_item(keywords, view_path, &run) < 0) goto fail;
+    Py_ssize_t pos = 0;
+    PyObject *path, *terms;
+    while (PyDict_Next(by_field, &pos, &path, &terms))
+        if (PyList_Sort(terms) < 0) goto fail;
+    if (PyList_Sort(text) < 0 || PyList_Sort(keyword) < 0) goto fail;
     PyObject *out = PyTuple_Pack(3, by_field, text, keyword);
     Py_DECREF(by_field); Py_DECREF(text); Py_DECREF(keyword);
     return out;
@@ -600,7 +599,7 @@ static PyMethodDef methods[] = {
      "document_keys(doc, star, star_prefix, star_long, plans, make_plan) -> set: keys.py's document_keys "
      "(star None: _field_keys)."},
     {"prefix_view", py_prefix_view, METH_VARARGS,
-     "prefix_view(tokens, keywords, n) -> (by_field, text, keyword): AnalysedDoc.python_prefix_view."},
+     "prefix_view(tokens, keywords, n) -> (by_field, text, keyword), sorted lists: AnalysedDoc.python_prefix_view."},
     {"configure", (PyCFunction)(void (*)(void))py_configure, METH_VARARGS | METH_KEYWORDS,
      "configure(sep, long_kind, long_mark, float_mark, true_term, false_term, date_mark, bucket_mark, date_bucket, "
      "prefix_length, long_prefix_length): keys.py's constants."},

@@ -31,9 +31,10 @@ import json
 import math
 import re
 import struct
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from beater.percolator.embedded.analysis import analyze_cached
 from beater.percolator.mapping import mapping_for_documents, merge_properties
@@ -42,9 +43,24 @@ from beater.query.reads import source_paths
 
 TEXT, KEYWORD, LONG, FLOAT, DATE, BOOLEAN, OBJECT = "text", "keyword", "long", "float", "date", "boolean", "object"
 POSITION_GAP = 100
-PREFIX_VIEW = 3  # AnalysedDoc.prefix_view groups terms by this many first characters
+PREFIX_VIEW = 3  # AnalysedDoc.prefix_view holds the terms of at least this many characters
 INTERNAL_PREFIX = "@estrom_"
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+
+PrefixView = Tuple[Dict[str, List[str]], List[str], List[str]]
+"""AnalysedDoc.prefix_view: sorted terms by field, of every text field, of every keyword field."""
+
+
+def any_with_start(terms: List[str], start: str, test: Callable[[str], bool]) -> bool:
+    """Whether one of the sorted ``terms`` that start with ``start`` passes ``test``: a binary search
+    to the first of them, then the run of them (the native core does the same)."""
+    for i in range(bisect_left(terms, start), len(terms)):
+        term = terms[i]
+        if not term.startswith(start):
+            return False
+        if test(term):
+            return True
+    return False
 
 
 # --- numbers and dates ----------------------------------------------------------------------------
@@ -266,7 +282,7 @@ class AnalysedDoc:
     booleans: Dict[str, List[bool]] = field(default_factory=dict)
     present: Set[str] = field(default_factory=set)  # fields (and their parent objects) with a value
     _any: Optional[Tuple[Dict[str, List[str]], Set[str], Set[int], Set[float], Set[bool], List[int]]] = None
-    _prefixes: Optional[Tuple[Dict[Tuple[str, str], List[str]], Dict[str, List[str]], Dict[str, List[str]]]] = None
+    _prefixes: Optional[PrefixView] = None
 
     def any_field_view(self) -> Tuple[Dict[str, List[str]], Set[str], Set[int], Set[float], Set[bool], List[int]]:
         """Across all fields: token -> text fields holding it, keyword values, longs, floats, booleans, dates."""
@@ -285,9 +301,10 @@ class AnalysedDoc:
             self._any = (token_paths, keywords, longs, floats, booleans, dates)
         return self._any
 
-    def prefix_view(self) -> Tuple[Dict[Tuple[str, str], List[str]], Dict[str, List[str]], Dict[str, List[str]]]:
-        """Terms of at least ``PREFIX_VIEW`` characters by their start: (path, start) -> tokens or keyword
-        values of that field, start -> tokens of every text field, start -> values of every keyword field.
+    def prefix_view(self) -> PrefixView:
+        """Terms of at least ``PREFIX_VIEW`` characters, each list sorted: (path -> that field's tokens and
+        keyword values, the tokens of every text field, the values of every keyword field).  The terms
+        with a given start are one run of a list, found by a binary search (:func:`any_with_start`).
 
         Made once, by the native module (``_keys.c``) when it is built, else :meth:`python_prefix_view`."""
         if self._prefixes is None:
@@ -297,24 +314,26 @@ class AnalysedDoc:
                 self._prefixes = _native_keys.prefix_view(self.tokens, self.keywords, PREFIX_VIEW)
         return self._prefixes
 
-    def python_prefix_view(self) -> Tuple[Dict[Tuple[str, str], List[str]], Dict[str, List[str]], Dict[str, List[str]]]:
+    def python_prefix_view(self) -> PrefixView:
         """:meth:`prefix_view` by the pure-Python loops (the reference of the native ones), made anew."""
         n = PREFIX_VIEW
-        by_field: Dict[Tuple[str, str], List[str]] = {}
-        text: Dict[str, List[str]] = {}
-        keyword: Dict[str, List[str]] = {}
+        by_field: Dict[str, List[str]] = {}
+        text: List[str] = []
+        keyword: List[str] = []
         for path, postings in self.tokens.items():
-            for token in postings:
-                if len(token) >= n:
-                    start = token[:n]
-                    by_field.setdefault((path, start), []).append(token)
-                    text.setdefault(start, []).append(token)
+            long_enough = [token for token in postings if len(token) >= n]
+            if long_enough:
+                by_field.setdefault(path, []).extend(long_enough)
+                text.extend(long_enough)
         for path, values in self.keywords.items():
-            for value in values:
-                if len(value) >= n:
-                    start = value[:n]
-                    by_field.setdefault((path, start), []).append(value)
-                    keyword.setdefault(start, []).append(value)
+            long_enough = [value for value in values if len(value) >= n]
+            if long_enough:
+                by_field.setdefault(path, []).extend(long_enough)
+                keyword.extend(long_enough)
+        for terms in by_field.values():
+            terms.sort()
+        text.sort()
+        keyword.sort()
         return by_field, text, keyword
 
     def fields_of_type(self) -> Iterable[Tuple[str, str]]:

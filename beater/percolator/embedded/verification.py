@@ -23,7 +23,7 @@ from beater.percolator.embedded.analysis import analyze_cached, lowercase
 from beater.percolator.embedded.dates import query_date_span
 from beater.percolator.embedded.extraction import Extractor, any_field_value_keys, is_exact
 from beater.percolator.embedded.field_tests import Predicate
-from beater.percolator.embedded.fields import KEYWORD, LONG, OBJECT, PREFIX_VIEW, TEXT, AnalysedDoc, text_of
+from beater.percolator.embedded.fields import KEYWORD, LONG, OBJECT, PREFIX_VIEW, TEXT, AnalysedDoc, any_with_start, text_of
 from beater.percolator.embedded.keys import (
     ANY, LONG_PREFIX_MARK, NEVER, PREFIX_MARK, SEP, TERM_KEYS, Keys, key, literal_prefix,
 )
@@ -364,21 +364,11 @@ class PatternForm:
     def __call__(self, doc: AnalysedDoc) -> bool:
         by_field, text, keyword = doc.prefix_view()
         if self.kind is None:  # ANY_FIELD: text fields take the lowercased pattern, keyword fields the pattern
-            terms = text.get(self.lower_start)
-            if terms is not None:
-                test = self.lower_test
-                for term in terms:
-                    if test(term):
-                        return True
-            terms = keyword.get(self.start)
-        else:
-            terms = by_field.get((self.field, self.start))
-        if terms is not None:
-            test = self.test
-            for term in terms:
-                if test(term):
-                    return True
-        return False
+            if any_with_start(text, self.lower_start, self.lower_test):
+                return True
+            return any_with_start(keyword, self.start, self.test)
+        terms = by_field.get(self.field)
+        return terms is not None and any_with_start(terms, self.start, self.test)
 
 
 def _pattern_form(node: ir.Node, types: Dict[str, str]) -> Form:
