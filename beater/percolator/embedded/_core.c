@@ -499,23 +499,24 @@ static int glob_match(PyObject *term, PyObject *pattern) {
     return p == m;
 }
 
+/* 1 if `term` passes the pattern test (a prefix, or a glob of "*", "?" and literals), 0 if not, -1 on error. */
+static int pattern_test(const Node *node, PyObject *term, PyObject *value) {
+    if (!PyUnicode_Check(term)) { PyErr_SetString(PyExc_TypeError, "a document's terms are strings"); return -1; }
+    if (node->value == PATTERN_PREFIX) {
+        Py_ssize_t r = PyUnicode_Tailmatch(term, value, 0, PY_SSIZE_T_MAX, -1);
+        return r < 0 ? -1 : (int)r;
+    }
+    return glob_match(term, value);
+}
+
 /* 1 if one of `terms` (a list of str, or NULL) passes the pattern test, 0 if none, -1 on error. */
 static int pattern_terms(const Node *node, PyObject *terms, PyObject *value) {
     if (terms == NULL) return 0;
-    if (!PyList_Check(terms)) { PyErr_SetString(PyExc_TypeError, "prefix_view lists terms"); return -1; }
+    if (!PyList_Check(terms)) { PyErr_SetString(PyExc_TypeError, "keyword values are lists"); return -1; }
     Py_ssize_t n = PyList_GET_SIZE(terms);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *term = PyList_GET_ITEM(terms, i);
-        if (!PyUnicode_Check(term)) { PyErr_SetString(PyExc_TypeError, "prefix_view terms are strings"); return -1; }
-        int ok;
-        if (node->value == PATTERN_PREFIX) {
-            Py_ssize_t r = PyUnicode_Tailmatch(term, value, 0, PY_SSIZE_T_MAX, -1);
-            if (r < 0) return -1;
-            ok = (int)r;
-        } else {
-            ok = glob_match(term, value);
-        }
-        if (ok) return 1;
+        int ok = pattern_test(node, PyList_GET_ITEM(terms, i), value);
+        if (ok) return ok;
     }
     return 0;
 }
@@ -536,19 +537,11 @@ static int pattern_sorted(const Node *node, PyObject *terms, PyObject *start, Py
     }
     for (Py_ssize_t i = lo; i < PyList_GET_SIZE(terms); i++) {
         PyObject *term = PyList_GET_ITEM(terms, i);
-        if (!PyUnicode_Check(term)) { PyErr_SetString(PyExc_TypeError, "prefix_view terms are strings"); return -1; }
         Py_ssize_t starts = PyUnicode_Tailmatch(term, start, 0, PY_SSIZE_T_MAX, -1);
         if (starts < 0) return -1;
         if (!starts) return 0;  /* past the run */
-        int ok;
-        if (node->value == PATTERN_PREFIX) {
-            Py_ssize_t r = PyUnicode_Tailmatch(term, value, 0, PY_SSIZE_T_MAX, -1);
-            if (r < 0) return -1;
-            ok = (int)r;
-        } else {
-            ok = glob_match(term, value);
-        }
-        if (ok) return 1;
+        int ok = pattern_test(node, term, value);
+        if (ok) return ok;
     }
     return 0;
 }
@@ -563,11 +556,13 @@ static int dict_get(PyObject *dict, PyObject *key, PyObject **out) {
 static int pattern_tokens(const Node *node, PyObject *postings, PyObject *value) {
     if (postings == NULL) return 0;
     if (!PyDict_Check(postings)) { PyErr_SetString(PyExc_TypeError, "expected a dict in the document's analysis"); return -1; }
-    PyObject *keys = PyDict_Keys(postings);
-    if (!keys) return -1;
-    int found = pattern_terms(node, keys, value);
-    Py_DECREF(keys);
-    return found;
+    Py_ssize_t pos = 0;
+    PyObject *term, *positions;
+    while (PyDict_Next(postings, &pos, &term, &positions)) {  /* no Python code runs: the dict holds still */
+        int ok = pattern_test(node, term, value);
+        if (ok) return ok;
+    }
+    return 0;
 }
 
 /* eval_pattern without the prefix view: every term of the field (of every field for ANY_FIELD) is
