@@ -160,15 +160,15 @@ def test_the_core_checks_a_range_on_a_long_field() -> None:
 def test_the_core_tests_a_wildcard_as_a_glob(pattern: str, term: str, matches: bool) -> None:
     core = presearcher.Core()
     core.add_posting(KEY_IDS["a"], 3, False)
-    core.set_program(3, (presearcher.P_PATTERN, presearcher.PATTERN_GLOB, False, ("f", "abc"), "abc", "abc", pattern, pattern))
-    doc = Doc(tokens={"f": {term: [0]}}, prefixes=({("f", "abc"): [term]}, {}, {}))
+    core.set_program(3, (presearcher.P_PATTERN, presearcher.PATTERN_GLOB, False, "f", "abc", "abc", pattern, pattern))
+    doc = Doc(tokens={"f": {term: [0]}}, prefixes=({"f": [term]}, [], []))
     assert match(core, "a", doc=doc)[1] == (["q3"] if matches else [])
 
 
 def test_a_document_s_first_patterns_read_its_terms_and_the_rest_its_prefix_view() -> None:
     core = presearcher.Core()
     prefix = lambda field, value: (presearcher.P_PATTERN, presearcher.PATTERN_PREFIX, field is None,  # noqa: E731
-                                   ("", "") if field is None else (field, value[:3]), value[:3], value[:3].lower(), value, value.lower())
+                                   "" if field is None else field, value[:3], value[:3].lower(), value, value.lower())
     wanted = [("title", "catal"), ("tag", "Catal"), (None, "CATAL"), ("title", "dogma"), (None, "Catalo")] * 2
     for number, (field, value) in enumerate(wanted):
         core.add_posting(KEY_IDS["a"], number, False)

@@ -427,7 +427,7 @@ static Node *node_build(Core *self, PyObject *desc, int depth) {
         node->value = (int32_t)mode;
         node->any_field = PyObject_IsTrue(item[2]);
         for (int i = 3; i < 8; i++)
-            if (!PyUnicode_Check(item[i]) && !(i == 3 && PyTuple_Check(item[i]))) {
+            if (!PyUnicode_Check(item[i])) {
                 PyErr_SetString(PyExc_TypeError, "a pattern's parts are strings");
                 goto fail;
             }
@@ -590,15 +590,10 @@ static int eval_pattern_direct(const Node *node, DocView *view) {
         }
         return 0;
     }
-    if (!PyTuple_Check(node->a) || PyTuple_GET_SIZE(node->a) != 2) {
-        PyErr_SetString(PyExc_TypeError, "a pattern's place is (field, start)");
-        return -1;
-    }
-    field = PyTuple_GET_ITEM(node->a, 0);
-    if (dict_get(tokens, field, &terms)) return -1;
+    if (dict_get(tokens, node->a, &terms)) return -1;
     int found = pattern_tokens(node, terms, node->d);
     if (found) return found;
-    if (dict_get(keywords, field, &terms)) return -1;
+    if (dict_get(keywords, node->a, &terms)) return -1;
     return pattern_terms(node, terms, node->d);
 }
 
@@ -623,12 +618,8 @@ static int eval_pattern(const Node *node, DocView *view) {
         if (found) return found;
         return pattern_sorted(node, keyword, node->b, node->d);
     }
-    if (!PyTuple_Check(node->a) || PyTuple_GET_SIZE(node->a) != 2) {
-        PyErr_SetString(PyExc_TypeError, "a pattern's place is (field, start)");
-        return -1;
-    }
     PyObject *terms;
-    if (dict_get(by_field, PyTuple_GET_ITEM(node->a, 0), &terms)) return -1;
+    if (dict_get(by_field, node->a, &terms)) return -1;
     return pattern_sorted(node, terms, node->b, node->d);
 }
 

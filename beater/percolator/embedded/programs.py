@@ -51,6 +51,6 @@ def native_program(form: Form, key_id: Callable[[str], int]) -> Any:
     if t is PhraseForm and form.slop == 0:
         return (P_PHRASE, form.field, tuple(form.tokens))
     if t is PatternForm and form.native_mode is not None:
-        where = ("", "") if form.kind is None else (form.field, form.start)
-        return (P_PATTERN, form.native_mode, form.kind is None, where, form.start, form.lower_start, form.value, form.lower_value)
+        field = "" if form.kind is None else form.field
+        return (P_PATTERN, form.native_mode, form.kind is None, field, form.start, form.lower_start, form.value, form.lower_value)
     return (P_CALL, form)
