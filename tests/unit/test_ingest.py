@@ -41,6 +41,20 @@ def test_bad_ndjson_line_is_reported_with_its_line_number() -> None:
     assert "invalid JSON" in parsed.errors[0].message
 
 
+def test_pretty_printed_object_whose_lines_are_not_values_is_one_document() -> None:
+    """A body that is one object over several lines (its first line no JSON value by itself) is one document."""
+    parsed = parse_body(b'{"n": 1,\n "m": {"k": [1,\n 2]}}\n', "events")
+    assert parsed.documents == [Incoming({"n": 1, "m": {"k": [1, 2]}})]
+    assert parsed.errors == []
+
+
+def test_body_whose_first_line_is_a_whole_object_is_read_as_ndjson() -> None:
+    """A first line that is a whole object makes the body NDJSON, so a broken later line costs only itself."""
+    parsed = parse_body(b'{"n": 1}\n{"n": 2, "oops"\n{"n": 3}', "events")
+    assert [d.source["n"] for d in parsed.documents] == [1, 3]
+    assert [e.line for e in parsed.errors] == [2]
+
+
 def test_envelope_is_unwrapped_and_keeps_its_id() -> None:
     """estrom's original envelope gives its _source and its _id."""
     body = json.dumps({"_index": "events", "_id": "abc", "_source": {"m": 1}}).encode()
