@@ -536,7 +536,7 @@ def kill_run(topology: Topology) -> Iterator[KillRun]:
 def test_through_every_kill_the_resuming_client_receives_every_acknowledged_document(kill_run: KillRun) -> None:
     """Router B, Beater 2, Tailor X and an ES node SIGKILLed in turn: every acknowledged document reaches the
     client that tails through the balancer and resumes with Last-Event-ID.  Loss: 0."""
-    assert kill_run.poster.unacknowledged == [], f"documents never acknowledged: {kill_run.poster.unacknowledged[:20]}"
+    assert kill_run.poster.unacknowledged == [], f"documents never acknowledged: {kill_run.poster.unacknowledged[:20]}; {kill_run.report()}"
     assert kill_run.lost == [], f"lost {len(kill_run.lost)}: {kill_run.lost[:30]}; {kill_run.report()}"
 
 
