@@ -108,14 +108,16 @@ def make_beater(settings: Settings, reactor: Any = None) -> BeaterApp:
     listeners.on_left = lifecycle.touch
     lifecycle.in_use = lambda subscription_id: listeners.subscribed(subscription_id) or listeners.expecting(subscription_id)
     percolator = make_percolator(settings)
+    publisher = wamp.Publisher(holder, listeners)
     pipeline = Pipeline(
         percolator,
-        lifecycle.counting(wamp.make_publisher(holder, listeners)),
+        lifecycle.counting(publisher.publish),
         Sequencer(settings.data_dir / "sequences.json"),
         reactor,
         batch_size=settings.batch_size,
         delay=settings.batch_delay_ms / 1000.0,
         replay=replay,
+        slices=publisher,
     )
     pipeline.metrics.watch_replay(replay)
     pipeline.metrics.watch_registrations(percolator)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Protocol, Sequence, Set, Tuple
 
 from twisted.internet.defer import Deferred, DeferredList, FirstError, ensureDeferred
 from twisted.internet.task import deferLater
@@ -36,6 +36,17 @@ from beater.metrics import BeaterMetrics
 from beater.percolator.base import Percolator
 from beater.replay import ReplayStore
 from beater.sequence import Sequencer
+
+
+class SliceEnd(Protocol):
+    """What a publisher that gathers a slice's hits into one event (the Tailors', ``beater/wamp.py``) is told."""
+
+    def end_slice(self, acknowledge: bool = False) -> Any:
+        """Every id of the slice was published: send the gathered event; its ack's Deferred if ``acknowledge``."""
+
+    def abandon_slice(self) -> None:
+        """Publishing the slice failed part way: forget what was gathered."""
+
 
 Publish = Callable[..., Awaitable[Any]]
 """Publishes a list of hits for one subscription id (the topic is derived from it); False if skipped.
@@ -174,6 +185,7 @@ class Pipeline:
         metrics: Optional[BeaterMetrics] = None,
         slice_seconds: float = 0.004,
         replay: Optional[ReplayStore] = None,
+        slices: Optional[SliceEnd] = None,
     ) -> None:
         self.percolator = percolator
         self.publish = publish
@@ -184,6 +196,7 @@ class Pipeline:
         self.metrics = metrics if metrics is not None else BeaterMetrics()
         self.slice_seconds = slice_seconds
         self.replay = replay
+        self.slices = slices
         self._seconds_per_document = 0.0  # moving average of matching time, sizes the slices
         self._queues: OrderedDict[str, List[Tuple[Incoming, _Submission]]] = OrderedDict()
         self._timer: Optional[IDelayedCall] = None
@@ -272,12 +285,21 @@ class Pipeline:
                 # (its hits may travel in any of them); the others do not wait for them.
                 acknowledge = any(s.acknowledged for _, s in batch[start:end])
                 answers: List[Deferred[Any]] = []
-                for sub_id, sub_hits in grouped.items():
-                    answer = await (self.publish(sub_id, sub_hits, acknowledge=True) if acknowledge else self.publish(sub_id, sub_hits))
-                    if answer is False:
-                        unheard += 1
-                    elif isinstance(answer, Deferred):
-                        answers.append(answer)
+                try:
+                    for sub_id, sub_hits in grouped.items():
+                        answer = await (self.publish(sub_id, sub_hits, acknowledge=True) if acknowledge else self.publish(sub_id, sub_hits))
+                        if answer is False:
+                            unheard += 1
+                        elif isinstance(answer, Deferred):
+                            answers.append(answer)
+                    if self.slices is not None:
+                        answer = self.slices.end_slice(acknowledge)
+                        if isinstance(answer, Deferred):
+                            answers.append(answer)
+                except BaseException:
+                    if self.slices is not None:
+                        self.slices.abandon_slice()
+                    raise
                 acks = _Acks(answers) if acknowledge else None
                 self._count(index, end - start, sum(len(ids) for ids in matched), len(grouped) - unheard, unheard)
                 done = end

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from beater.errors import BackendUnavailable, EstromError
 from beater.hits import Hit
-from beater.listeners import Listeners
+from beater.listeners import DOCS, TAILED, Listeners
 from beater.service import Beater
 from router import contract
 from router.client import SessionHolder, follow_meta
@@ -92,34 +92,82 @@ def attach(component: Component, beater: Beater, holder: SessionHolder, listener
 _ACKNOWLEDGED = PublishOptions(acknowledge=True)
 
 
-def make_publisher(holder: SessionHolder, listeners: Listeners) -> Callable[..., Awaitable[Any]]:
-    """A pipeline publisher: one event per listened-to subscription per batch, the hits as its one argument.
+class Publisher:
+    """The pipeline's publisher: per slice, one event on ``docs-for-<id>`` for each id a WAMP client follows,
+    and one event on ``estrom.tailed`` carrying the hits of every id a Tailor tails (each hit once).
 
-    With ``acknowledge=True`` it answers the Deferred of the router's acknowledgement (not awaited
-    here: the pipeline publishes the rest meanwhile and the submission waits for it)."""
+    :meth:`publish` is called for each id of a slice, then :meth:`end_slice` sends the slice's Tailor event.
+    With ``acknowledge=True`` both answer the Deferred of the router's acknowledgement (not awaited here:
+    the pipeline publishes the rest meanwhile and the submission waits for it)."""
 
-    def publish_held(subscription_id: str, events: List[List[Hit]]) -> None:
-        session = holder.session
-        if session is not None and session.is_attached():
-            for hits in events:
-                session.publish(contract.topic_for(subscription_id), hits)
+    def __init__(self, holder: SessionHolder, listeners: Listeners) -> None:
+        self.holder = holder
+        self.listeners = listeners
+        self._hits: List[Hit] = []
+        self._positions: Dict[int, int] = {}  # id() of a hit of this slice -> its place in _hits
+        self._by_id: Dict[str, List[int]] = {}
+        listeners.on_subscribed = self._publish_held
 
-    listeners.on_subscribed = publish_held
-
-    async def publish(subscription_id: str, hits: List[Hit], acknowledge: bool = False) -> Any:
-        if not listeners.wants(subscription_id):
-            return False  # nobody subscribed: the router would drop it after paying for it
-        if listeners.awaiting(subscription_id):
-            # Registered here, its subscription not on this router yet (a client of another node of a
-            # cluster is subscribed here by that node's link ms later): sent once it is (recorded already).
-            listeners.hold(subscription_id, hits)
-            return True
-        session = holder.session
+    def _session(self) -> Any:
+        session = self.holder.session
         if session is None or not session.is_attached():
             raise BackendUnavailable("the router is not reachable")
-        if acknowledge:
-            return session.publish(contract.topic_for(subscription_id), hits, options=_ACKNOWLEDGED)
-        session.publish(contract.topic_for(subscription_id), hits)
-        return True
+        return session
 
-    return publish
+    def _publish_held(self, subscription_id: str, events: List[List[Hit]], kind: str) -> None:
+        session = self.holder.session
+        if session is None or not session.is_attached():
+            return
+        if kind == DOCS:
+            for hits in events:
+                session.publish(contract.topic_for(subscription_id), hits)
+        else:
+            hits = [hit for event in events for hit in event]
+            session.publish(contract.TOPIC_TAILED, hits, {subscription_id: list(range(len(hits)))})
+
+    async def publish(self, subscription_id: str, hits: List[Hit], acknowledge: bool = False) -> Any:
+        """Send (or hold, or add to the slice's Tailor event) one id's hits of a slice; False if nobody may hear them."""
+        listeners = self.listeners
+        docs, tailed = listeners.wants_kind(subscription_id, DOCS), listeners.wants_kind(subscription_id, TAILED)
+        if not docs and not tailed:
+            return False  # nobody subscribed: the router would drop it after paying for it
+        answer: Any = True
+        if docs:
+            if listeners.awaiting(subscription_id, DOCS):
+                # Registered here, its subscription not on this router yet (a client of another node of a
+                # cluster is subscribed here by that node's link ms later): sent once it is (recorded already).
+                listeners.hold(subscription_id, hits, DOCS)
+            elif acknowledge:
+                answer = self._session().publish(contract.topic_for(subscription_id), hits, options=_ACKNOWLEDGED)
+            else:
+                self._session().publish(contract.topic_for(subscription_id), hits)
+        if tailed:
+            if listeners.awaiting(subscription_id, TAILED):
+                listeners.hold(subscription_id, hits, TAILED)
+            else:
+                positions = self._positions
+                places = []
+                for hit in hits:
+                    place = positions.get(id(hit))
+                    if place is None:
+                        place = positions[id(hit)] = len(self._hits)
+                        self._hits.append(hit)
+                    places.append(place)
+                self._by_id[subscription_id] = places
+        return answer
+
+    def abandon_slice(self) -> None:
+        """Forget what the slice's Tailor event would have carried (its publishing failed part way)."""
+        self._hits, self._positions, self._by_id = [], {}, {}
+
+    def end_slice(self, acknowledge: bool = False) -> Any:
+        """Send the slice's event to the Tailors, if it holds any hit: None, or its acknowledgement's Deferred."""
+        if not self._by_id:
+            return None
+        hits, by_id = self._hits, self._by_id
+        self._hits, self._positions, self._by_id = [], {}, {}
+        session = self._session()
+        if acknowledge:
+            return session.publish(contract.TOPIC_TAILED, hits, by_id, options=_ACKNOWLEDGED)
+        session.publish(contract.TOPIC_TAILED, hits, by_id)
+        return None

@@ -78,6 +78,22 @@ def topic_for(subscription_id: str) -> str:
     return TOPIC_PREFIX + subscription_id
 
 
+TAILED_PREFIX = "tailed-"
+"""A Tailor's subscription to ``tailed-<id>`` (services and peer links only) says that it tails the id; nothing
+is published there.  The hits of every id some Tailor tails come instead on :data:`TOPIC_TAILED`, all the ids
+of a slice in one event: the router's cost is per message, and a POST of a burst hitting a dozen tailed
+queries sent a dozen (the p99 at 1,000 docs/s was set by those POSTs)."""
+
+TOPIC_TAILED = "estrom.tailed"
+"""Each event: ``[hits, {subscription_id: [position in hits, ...]}]``, one slice of one Beater, each hit once,
+every id that has a ``tailed-<id>`` subscriber; a Tailor keeps the ids it tails and ignores the rest."""
+
+
+def tailed_marker_for(subscription_id: str) -> str:
+    """The topic a Tailor subscribes to while it tails ``subscription_id`` (:data:`TAILED_PREFIX`)."""
+    return TAILED_PREFIX + subscription_id
+
+
 COUNTS_TOPIC_PREFIX = "counts-for-"
 
 

@@ -2,7 +2,12 @@
 
 The router's cost is per subscriber and per event, so a thousand ``curl``
 clients of one query cost one subscription.  The first tail of an id
-subscribes, later ones join it, the last one leaving unsubscribes.
+subscribes, later ones join it, the last one leaving unsubscribes.  What it
+subscribes to is the id's marker ``tailed-<id>``, which tells the Beaters to
+put its hits into the one event per slice they send the Tailors on
+``estrom.tailed`` (``router/contract.py``): a POST hitting a dozen tailed
+queries costs the router one message, not a dozen.  The hub subscribes to that
+topic once per session and hands each id's hits to its entry.
 
 After a reconnect to the router every live id is subscribed again, and what
 the id matched while the router was away (published into a dead connection,
@@ -86,6 +91,10 @@ def delivered_hit(hit: Any, data: bytes) -> Delivered:
     return Delivered(str(hit.get("_beater") or "-"), int(hit.get("_seq") or 0), data)
 
 
+def _marker_event(*args: Any, **kwargs: Any) -> None:
+    """An event on a ``tailed-<id>`` marker: none is ever published there, and one would carry nothing."""
+
+
 def now_ms() -> int:
     """Wall-clock milliseconds: the replay store's time axis (the hits' ``_received``)."""
     return int(time.time() * 1000)
@@ -102,6 +111,16 @@ class _Entry:
         self.cursor = Cursor(floor_ms=since_ms)
         self.held: Optional[List[Delivered]] = None  # live hits waiting for a catch-up to end
         self.held_overflowed = False
+
+    def receive(self, hits: List[Delivered], subscription_id: str) -> None:
+        """Live hits: passed on, or held while a catch-up runs."""
+        if self.held is not None:
+            self.held.extend(hits)
+            if len(self.held) > HELD_MAX:  # a catch-up that takes long must not take memory without bound
+                del self.held[: len(self.held) - HELD_MAX]
+                self.held_overflowed = True
+        else:
+            self.pass_on(hits, subscription_id)
 
     def pass_on(self, hits: List[Delivered], subscription_id: str) -> None:
         """Give every sink the hits it has not had (by Beater and sequence number)."""
@@ -202,21 +221,29 @@ class SubscriptionHub:
         if session is None:
             raise ConnectionError("the router is not reachable")
 
-        def on_event(hits: List[Any], *args: Any, **kwargs: Any) -> None:
-            delivered = [delivered_hit(hit, self.encode(hit)) for hit in hits]
-            if entry.held is not None:
-                entry.held.extend(delivered)
-                if len(entry.held) > HELD_MAX:  # a catch-up that takes long must not take memory without bound
-                    del entry.held[: len(entry.held) - HELD_MAX]
-                    entry.held_overflowed = True
-            else:
-                entry.pass_on(delivered, subscription_id)
+        # Nothing is published on the marker: the id's hits come on estrom.tailed (on_tailed).
+        entry.subscription = await session.subscribe(_marker_event, contract.tailed_marker_for(subscription_id))
 
-        entry.subscription = await session.subscribe(on_event, contract.topic_for(subscription_id))
+    def on_tailed(self, hits: List[Any], by_id: Dict[str, List[int]], *args: Any, **kwargs: Any) -> None:
+        """One slice of a Beater for the Tailors: each tailed id's hits to its entry (ids not tailed here: ignored)."""
+        delivered: Dict[int, Delivered] = {}  # a hit matching several ids here is encoded once
+        for subscription_id, places in by_id.items():
+            entry = self._entries.get(subscription_id)
+            if entry is None:
+                continue
+            batch = []
+            for place in places:
+                found = delivered.get(place)
+                if found is None:
+                    hit = hits[place]
+                    found = delivered[place] = delivered_hit(hit, self.encode(hit))
+                batch.append(found)
+            entry.receive(batch, subscription_id)
 
     async def joined(self, session: Any) -> None:
         """A (re)join: follow the Beaters on this router, then resubscribe and catch up every id."""
         self.session = session
+        await session.subscribe(self.on_tailed, contract.TOPIC_TAILED)  # before any marker: no slice is missed
         try:
             await follow_beaters(session, self.beaters)
         except Exception:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from beater.listeners import EXPECT_GRACE_S, Listeners
+from beater.listeners import DOCS, EXPECT_GRACE_S, TAILED, Listeners
 
 
 class Clock:
@@ -50,8 +50,44 @@ def test_an_expectation_ends_when_its_subscription_comes_and_goes() -> None:
     listeners = known(Clock())
     listeners.expect("abc")
     listeners.created({"id": 7, "uri": "docs-for-abc", "match": "exact"})
+    listeners.created({"id": 8, "uri": "tailed-abc", "match": "exact"})
     listeners.deleted(7)
+    listeners.deleted(8)
     assert not listeners.wants("abc")
+
+
+def test_each_kind_of_subscriber_is_expected_until_its_own_subscription_comes() -> None:
+    """A WAMP client's topic coming does not end the wait for a Tailor of the same id (nor the other way round):
+    the second one's hits are held for it like the first one's."""
+    listeners = known(Clock())
+    listeners.expect("abc")
+    listeners.created({"id": 7, "uri": "docs-for-abc", "match": "exact"})
+    assert not listeners.awaiting("abc", DOCS) and listeners.awaiting("abc", TAILED)
+    sent = []
+    listeners.on_subscribed = lambda sub_id, events, kind: sent.append((sub_id, events, kind))
+    listeners.hold("abc", ["hit"], TAILED)
+    listeners.created({"id": 8, "uri": "tailed-abc", "match": "exact"})
+    assert sent == [("abc", [["hit"]], TAILED)]
+    assert listeners.wants_kind("abc", DOCS) and listeners.wants_kind("abc", TAILED)
+
+
+def test_a_tailor_marker_wants_the_tailors_event_and_not_the_topic() -> None:
+    listeners = known(Clock())
+    listeners.created({"id": 8, "uri": "tailed-abc", "match": "exact"})
+    assert listeners.wants_kind("abc", TAILED) and not listeners.wants_kind("abc", DOCS)
+    assert listeners.subscribed("abc") and listeners.router_subscriptions() == {"abc": [8]}
+
+
+def test_an_id_is_left_only_when_its_last_subscription_of_either_kind_goes() -> None:
+    left = []
+    listeners = Listeners(Clock(), on_left=left.append)
+    listeners.known = True
+    listeners.created({"id": 7, "uri": "docs-for-abc", "match": "exact"})
+    listeners.created({"id": 8, "uri": "tailed-abc", "match": "exact"})
+    listeners.deleted(8)
+    assert left == [] and listeners.subscribed("abc")
+    listeners.deleted(7)
+    assert left == ["abc"] and not listeners.subscribed("abc")
 
 
 def test_a_prefix_subscription_covering_docs_topics_publishes_everything() -> None:
@@ -153,7 +189,7 @@ def test_hits_of_an_expected_id_wait_for_its_subscription_and_then_go_out_in_ord
     acknowledged it: what the id matched meanwhile is held, and handed on when the router reports it."""
     listeners = known(Clock())
     sent = []
-    listeners.on_subscribed = lambda sub_id, events: sent.append((sub_id, events))
+    listeners.on_subscribed = lambda sub_id, events, kind: sent.append((sub_id, events))
     listeners.expect("abc")
     assert listeners.awaiting("abc")
     listeners.hold("abc", ["hit 1"])
@@ -168,7 +204,7 @@ def test_held_hits_of_an_id_nobody_came_for_are_dropped_with_its_expectation() -
     clock = Clock()
     listeners = known(clock)
     sent = []
-    listeners.on_subscribed = lambda sub_id, events: sent.append(events)
+    listeners.on_subscribed = lambda sub_id, events, kind: sent.append(events)
     listeners.expect("abc")
     listeners.hold("abc", ["hit"])
     clock.now += EXPECT_GRACE_S + 1

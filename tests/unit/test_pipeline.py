@@ -408,3 +408,46 @@ class AcknowledgedTests(SynchronousTestCase):
         self.assertEqual(seen[0]["_kafka"], origin)
         self.assertNotIn("_kafka", seen[1])
         self.assertEqual(list(seen[1]), ["_index", "_id", "_seq", "_beater", "_received", "_source"])
+
+
+class Slices:
+    """Records the ends of slices a gathering publisher is told of."""
+
+    def __init__(self) -> None:
+        self.events: List[str] = []
+
+    def end_slice(self, acknowledge: bool = False) -> None:
+        self.events.append("end")
+
+    def abandon_slice(self) -> None:
+        self.events.append("abandon")
+
+
+class SliceEndTests(SynchronousTestCase):
+    def test_each_slice_ends_after_its_publishes(self) -> None:
+        """A gathering publisher (the Tailors' event) is told once per slice, after every id of it."""
+        clock, slices, order = Clock(), Slices(), []
+
+        async def publish(sub_id: str, hits: List[Any]) -> None:
+            order.append(sub_id)
+            slices.events.append(sub_id)
+
+        pipeline = Pipeline(WordPercolator(["a", "b"]), publish, Sequencer(None), clock, batch_size=10, slices=slices)
+        d = pipeline.submit("i", docs("a b", "b"))
+        clock.advance(0)
+        self.successResultOf(d)
+        self.assertEqual(slices.events, ["a", "b", "end"])
+
+    def test_a_slice_whose_publishing_fails_is_abandoned(self) -> None:
+        """What the slice gathered is forgotten, so the next slice does not carry it."""
+        clock, slices = Clock(), Slices()
+
+        async def publish(sub_id: str, hits: List[Any]) -> None:
+            raise BackendUnavailable("the router is not reachable")
+
+        pipeline = Pipeline(WordPercolator(["a"]), publish, Sequencer(None), clock, batch_size=10, slices=slices)
+        d = pipeline.submit("i", docs("a"))
+        clock.advance(0)
+        self.failureResultOf(d, NotAllDelivered)
+        self.assertEqual(slices.events, ["abandon"])
+        self.flushLoggedErrors(BackendUnavailable)

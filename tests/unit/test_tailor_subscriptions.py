@@ -82,6 +82,11 @@ def _hub(*beaters: str) -> "tuple[SubscriptionHub, FakeSession]":
     return hub, session
 
 
+def live(hub: SubscriptionHub, hits: List[Any], subscription_id: str = "id1") -> None:
+    """A Beater's slice for the Tailors, on estrom.tailed, carrying ``hits`` for ``subscription_id``."""
+    hub.on_tailed(hits, {subscription_id: list(range(len(hits)))})
+
+
 def _hit(seq: int, beater: str = "b1") -> Dict[str, Any]:
     return {"_index": "i", "_seq": seq, "_beater": beater, "_id": str(seq), "_source": {}}
 
@@ -92,8 +97,8 @@ def test_two_tails_of_one_id_make_one_subscription_and_both_receive() -> None:
     a, b = Sink(), Sink()
     ensureDeferred(hub.acquire("id1", a))
     ensureDeferred(hub.acquire("id1", b))
-    assert [s.topic for s in session.subscriptions] == ["docs-for-id1"]
-    session.subscriptions[0].handler([{"_seq": 1, "_beater": "b1", "n": 1}])
+    assert [s.topic for s in session.subscriptions] == ["tailed-id1"]
+    live(hub, [{"_seq": 1, "_beater": "b1", "n": 1}])
     assert a.hits == b.hits == [("b1", 1, b'{"_seq":1,"_beater":"b1","n":1}')]
 
 
@@ -105,7 +110,7 @@ def test_last_tail_leaving_unsubscribes() -> None:
     hub.release("id1", a)
     assert session.unsubscribed == []
     hub.release("id1", b)
-    assert session.unsubscribed == ["docs-for-id1"]
+    assert session.unsubscribed == ["tailed-id1"]
     assert hub.subscribed_ids == []
 
 
@@ -128,7 +133,7 @@ def test_leaving_during_subscribe_does_not_leak_the_subscription() -> None:
     hub.release("id1", listener)
     session.gate.callback(None)
     assert d.called
-    assert session.unsubscribed == ["docs-for-id1"]
+    assert session.unsubscribed == ["tailed-id1"]
 
 
 def test_acquire_without_a_router_session_fails_and_keeps_nothing() -> None:
@@ -145,7 +150,7 @@ def test_resubscribe_after_rejoin_restores_live_ids() -> None:
     new = FakeSession()
     hub.session = new
     ensureDeferred(hub.resubscribe_all())
-    assert [s.topic for s in new.subscriptions] == ["docs-for-id1"]
+    assert [s.topic for s in new.subscriptions] == ["tailed-id1"]
 
 
 def test_a_hit_arriving_on_several_topics_is_encoded_once_and_identically() -> None:
@@ -161,12 +166,12 @@ def test_after_a_rejoin_what_was_missed_comes_from_the_replay_store_in_order_wit
     hub, old = _hub()
     sink = Sink()
     ensureDeferred(hub.acquire("id1", sink))
-    old.subscriptions[0].handler([_hit(1), _hit(2)])
+    live(hub, [_hit(1), _hit(2)])
     new = FakeSession(store=[(seq, b"h%d" % seq) for seq in range(1, 7)])
     new.replay_gate = Deferred()
     hub.session = new
     ensureDeferred(hub.resubscribe_all())
-    new.subscriptions[0].handler([_hit(6), _hit(7)])  # live, while the replay is still running
+    live(hub, [_hit(6), _hit(7)])  # live, while the replay is still running
     new.replay_gate.callback(None)
     assert [h.seq for h in sink.hits] == [1, 2, 3, 4, 5, 6, 7]
     assert new.replays[0] == ("b1", {"seq": 2})
@@ -198,9 +203,9 @@ def test_hits_of_two_beaters_reach_the_tails_although_their_seqs_overlap() -> No
     hub, session = _hub("b1", "b2")
     sink = Sink()
     ensureDeferred(hub.acquire("id1", sink))
-    session.subscriptions[0].handler([_hit(5, "b1")])
-    session.subscriptions[0].handler([_hit(1, "b2")])
-    session.subscriptions[0].handler([_hit(5, "b1")])  # a repeat
+    live(hub, [_hit(5, "b1")])
+    live(hub, [_hit(1, "b2")])
+    live(hub, [_hit(5, "b1")])  # a repeat
     assert [(h.beater, h.seq) for h in sink.hits] == [("b1", 5), ("b2", 1)]
 
 
@@ -209,7 +214,7 @@ def test_after_a_rejoin_every_beater_is_caught_up_from_its_own_last_hit() -> Non
     hub, old = _hub("b1", "b2")
     sink = Sink()
     ensureDeferred(hub.acquire("id1", sink))
-    old.subscriptions[0].handler([_hit(1, "b1"), _hit(2, "b1")])
+    live(hub, [_hit(1, "b1"), _hit(2, "b1")])
     new = FakeSession(stores={"b1": [(seq, b"a%d" % seq) for seq in (1, 2, 3)], "b2": [(7, b"b7")]})
     hub.session = new
     ensureDeferred(hub.resubscribe_all())
@@ -222,10 +227,32 @@ def test_a_beater_that_is_not_back_after_a_rejoin_is_a_gap_once_the_retries_end(
     hub, old = _hub("b1", "b2")
     sink = Sink()
     ensureDeferred(hub.acquire("id1", sink))
-    old.subscriptions[0].handler([_hit(4, "b2")])
+    live(hub, [_hit(4, "b2")])
     new = FakeSession(stores={"b1": []})
     hub.session = new
     hub.beaters.deleted(1)  # b2 left
     ensureDeferred(hub.resubscribe_all())
     assert ("b2", {"seq": 4}) in new.replays
     assert sink.notices == [("gap", {"gap": True, "missed": None, "beater": "b2"})]
+
+
+def test_a_slice_for_the_tailors_reaches_each_tailed_id_and_skips_the_others() -> None:
+    """One estrom.tailed event carries every tailed id's hits once; each entry gets its own, others are ignored."""
+    hub, session = _hub()
+    a, b = Sink(), Sink()
+    ensureDeferred(hub.acquire("id1", a))
+    ensureDeferred(hub.acquire("id2", b))
+    hub.on_tailed([_hit(1), _hit(2), _hit(3)], {"id1": [0, 2], "id2": [2], "elsewhere": [1]})
+    assert [h.seq for h in a.hits] == [1, 3]
+    assert [h.seq for h in b.hits] == [3]
+    assert a.hits[1].data is b.hits[0].data  # encoded once for both
+
+
+def test_a_join_subscribes_to_the_tailors_topic_before_any_marker() -> None:
+    """The slices come on one topic: it is subscribed first, so no marker is live without it."""
+    hub, _ = _hub()
+    ensureDeferred(hub.acquire("id1", Sink()))
+    new = FakeSession()
+    ensureDeferred(hub.joined(new))
+    assert [s.topic for s in new.subscriptions][:1] == [contract.TOPIC_TAILED]
+    assert contract.tailed_marker_for("id1") in [s.topic for s in new.subscriptions]
