@@ -39,10 +39,10 @@ from beater.sequence import Sequencer
 
 
 class SliceEnd(Protocol):
-    """What a publisher that gathers a slice's hits into one event (the Tailors', ``beater/wamp.py``) is told."""
+    """What a publisher that sends a slice's events at its end (``beater/wamp.py``) is told."""
 
-    def end_slice(self, acknowledge: bool = False) -> Any:
-        """Every id of the slice was published: send the gathered event; its ack's Deferred if ``acknowledge``."""
+    def end_slice(self, acknowledge: bool = False) -> List[Any]:
+        """Every id of the slice was published: send the gathered events; their acks' Deferreds if ``acknowledge``."""
 
     def abandon_slice(self) -> None:
         """Publishing the slice failed part way: forget what was gathered."""
@@ -293,9 +293,7 @@ class Pipeline:
                         elif isinstance(answer, Deferred):
                             answers.append(answer)
                     if self.slices is not None:
-                        answer = self.slices.end_slice(acknowledge)
-                        if isinstance(answer, Deferred):
-                            answers.append(answer)
+                        answers.extend(a for a in self.slices.end_slice(acknowledge) if isinstance(a, Deferred))
                 except BaseException:
                     if self.slices is not None:
                         self.slices.abandon_slice()

@@ -8,7 +8,7 @@ HTTP API gives.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Dict, List
+from typing import Any, Awaitable, Callable, Dict, List, Tuple
 
 from autobahn.twisted.component import Component
 from autobahn.wamp.exception import ApplicationError
@@ -96,9 +96,9 @@ class Publisher:
     """The pipeline's publisher: per slice, one event on ``docs-for-<id>`` for each id a WAMP client follows,
     and one event on ``estrom.tailed`` carrying the hits of every id a Tailor tails (each hit once).
 
-    :meth:`publish` is called for each id of a slice, then :meth:`end_slice` sends the slice's Tailor event.
-    With ``acknowledge=True`` both answer the Deferred of the router's acknowledgement (not awaited here:
-    the pipeline publishes the rest meanwhile and the submission waits for it)."""
+    :meth:`publish` is called for each id of a slice, then :meth:`end_slice` sends the slice's events.  With
+    ``acknowledge=True`` that answers the Deferreds of the router's acknowledgements (not awaited here: the
+    pipeline goes on meanwhile and the submission waits for them)."""
 
     def __init__(self, holder: SessionHolder, listeners: Listeners) -> None:
         self.holder = holder
@@ -106,6 +106,7 @@ class Publisher:
         self._hits: List[Hit] = []
         self._positions: Dict[int, int] = {}  # id() of a hit of this slice -> its place in _hits
         self._by_id: Dict[str, List[int]] = {}
+        self._topics: List[Tuple[str, List[Hit]]] = []  # (id, hits) of this slice for docs-for-<id>
         listeners.on_subscribed = self._publish_held
 
     def _session(self) -> Any:
@@ -131,16 +132,14 @@ class Publisher:
         docs, tailed = listeners.wants_kind(subscription_id, DOCS), listeners.wants_kind(subscription_id, TAILED)
         if not docs and not tailed:
             return False  # nobody subscribed: the router would drop it after paying for it
-        answer: Any = True
         if docs:
             if listeners.awaiting(subscription_id, DOCS):
                 # Registered here, its subscription not on this router yet (a client of another node of a
                 # cluster is subscribed here by that node's link ms later): sent once it is (recorded already).
                 listeners.hold(subscription_id, hits, DOCS)
-            elif acknowledge:
-                answer = self._session().publish(contract.topic_for(subscription_id), hits, options=_ACKNOWLEDGED)
             else:
-                self._session().publish(contract.topic_for(subscription_id), hits)
+                self._session()  # unreachable: the slice fails now, as its first publish would
+                self._topics.append((subscription_id, hits))
         if tailed:
             if listeners.awaiting(subscription_id, TAILED):
                 listeners.hold(subscription_id, hits, TAILED)
@@ -154,20 +153,24 @@ class Publisher:
                         self._hits.append(hit)
                     places.append(place)
                 self._by_id[subscription_id] = places
-        return answer
+        return True
 
     def abandon_slice(self) -> None:
-        """Forget what the slice's Tailor event would have carried (its publishing failed part way)."""
-        self._hits, self._positions, self._by_id = [], {}, {}
+        """Forget what the slice's events would have carried (its publishing failed part way)."""
+        self._hits, self._positions, self._by_id, self._topics = [], {}, {}, []
 
-    def end_slice(self, acknowledge: bool = False) -> Any:
-        """Send the slice's event to the Tailors, if it holds any hit: None, or its acknowledgement's Deferred."""
-        if not self._by_id:
-            return None
-        hits, by_id = self._hits, self._by_id
-        self._hits, self._positions, self._by_id = [], {}, {}
+    def end_slice(self, acknowledge: bool = False) -> List[Any]:
+        """Send the slice's events: the Tailors' first (it carries every HTTP tail's hits, and the router
+        routes in order), then each WAMP topic's; their acknowledgements' Deferreds if ``acknowledge``."""
+        hits, by_id, topics = self._hits, self._by_id, self._topics
+        self.abandon_slice()
+        if not by_id and not topics:
+            return []
         session = self._session()
-        if acknowledge:
-            return session.publish(contract.TOPIC_TAILED, hits, by_id, options=_ACKNOWLEDGED)
-        session.publish(contract.TOPIC_TAILED, hits, by_id)
-        return None
+        options = _ACKNOWLEDGED if acknowledge else None
+        answers = []
+        if by_id:
+            answers.append(session.publish(contract.TOPIC_TAILED, hits, by_id, options=options))
+        for subscription_id, topic_hits in topics:
+            answers.append(session.publish(contract.topic_for(subscription_id), topic_hits, options=options))
+        return answers if acknowledge else []

@@ -49,7 +49,8 @@ def publish(publisher: Publisher, subscription_id: str, hits: List[Any], acknowl
 def test_a_topic_a_wamp_client_follows_gets_its_own_event() -> None:
     publisher, session = publisher_with("docs-for-a")
     assert publish(publisher, "a", [{"n": 1}]) is True
-    assert publisher.end_slice() is None
+    assert session.published == []  # sent at the slice's end
+    assert publisher.end_slice() == []
     assert session.published == [("docs-for-a", ([{"n": 1}],))]
 
 
@@ -63,30 +64,33 @@ def test_every_tailed_id_of_a_slice_travels_in_one_event_each_hit_once() -> None
     assert session.published == [(contract.TOPIC_TAILED, ([one, two], {"a": [0, 1], "b": [1]}))]
 
 
-def test_an_id_followed_both_ways_goes_to_its_topic_and_to_the_tailors() -> None:
-    publisher, session = publisher_with("docs-for-a", "tailed-a")
+def test_an_id_followed_both_ways_goes_to_the_tailors_first_and_then_to_its_topic() -> None:
+    """The Tailors' event carries every HTTP tail's hits: the router routes it before the WAMP topics."""
+    publisher, session = publisher_with("docs-for-a", "tailed-a", "docs-for-b")
+    publish(publisher, "b", [{"n": 2}])
     publish(publisher, "a", [{"n": 1}])
     publisher.end_slice()
-    assert [topic for topic, _ in session.published] == ["docs-for-a", contract.TOPIC_TAILED]
+    assert [topic for topic, _ in session.published] == [contract.TOPIC_TAILED, "docs-for-b", "docs-for-a"]
 
 
 def test_an_id_nobody_follows_is_not_published() -> None:
     publisher, session = publisher_with("tailed-a")
     assert publish(publisher, "z", [{"n": 1}]) is False
-    assert publisher.end_slice() is None and session.published == []
+    assert publisher.end_slice() == [] and session.published == []
 
 
-def test_an_acknowledged_slice_answers_the_tailor_event_s_acknowledgement() -> None:
-    publisher, _ = publisher_with("tailed-a")
+def test_an_acknowledged_slice_answers_every_event_s_acknowledgement() -> None:
+    publisher, _ = publisher_with("tailed-a", "docs-for-a")
     publish(publisher, "a", [{"n": 1}], acknowledge=True)
-    assert isinstance(publisher.end_slice(acknowledge=True), Deferred)
+    answers = publisher.end_slice(acknowledge=True)
+    assert len(answers) == 2 and all(isinstance(a, Deferred) for a in answers)
 
 
 def test_an_abandoned_slice_sends_nothing_later() -> None:
     publisher, session = publisher_with("tailed-a")
     publish(publisher, "a", [{"n": 1}])
     publisher.abandon_slice()
-    assert publisher.end_slice() is None and session.published == []
+    assert publisher.end_slice() == [] and session.published == []
 
 
 def test_held_hits_of_a_tailor_that_shows_up_go_out_in_one_event_in_order() -> None:

@@ -416,8 +416,9 @@ class Slices:
     def __init__(self) -> None:
         self.events: List[str] = []
 
-    def end_slice(self, acknowledge: bool = False) -> None:
+    def end_slice(self, acknowledge: bool = False) -> List[Any]:
         self.events.append("end")
+        return []
 
     def abandon_slice(self) -> None:
         self.events.append("abandon")
