@@ -6,11 +6,13 @@ import json
 import math
 import secrets
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import orjson
 
 Hit = Dict[str, Any]
+Encode = Callable[[Hit], bytes]
+"""Gives a hit's JSON bytes (:func:`encode_hit`, or a :class:`SliceEncodings` that remembers them)."""
 
 
 def new_document_id() -> str:
@@ -78,6 +80,21 @@ def _one_digit_exponent(data: bytes) -> bool:
             return True
         at = data.find(b"e-", at + 2)
     return False
+
+
+class SliceEncodings:
+    """Each hit of one slice encoded once: the replay store keeps those bytes and the Tailors' event carries
+    them, so neither the router nor the Tailor decodes or encodes a hit."""
+
+    def __init__(self) -> None:
+        self._data: Dict[int, bytes] = {}  # by id(): the slice holds its hits for as long as this lives
+
+    def __call__(self, hit: Hit) -> bytes:
+        """``hit``'s :func:`encode_hit` bytes, encoded the first time it is asked for."""
+        data = self._data.get(id(hit))
+        if data is None:
+            data = self._data[id(hit)] = encode_hit(hit)
+        return data
 
 
 def json_encode_hit(hit: Any) -> bytes:

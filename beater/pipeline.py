@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from beater.errors import BackendUnavailable, NotAllDelivered
-from beater.hits import Hit, make_hit, received_now
+from beater.hits import Encode, Hit, SliceEncodings, encode_hit, make_hit, received_now
 from beater.ingest import Incoming
 from beater.metrics import BeaterMetrics
 from beater.percolator.base import Percolator
@@ -41,8 +41,9 @@ from beater.sequence import Sequencer
 class SliceEnd(Protocol):
     """What a publisher that sends a slice's events at its end (``beater/wamp.py``) is told."""
 
-    def end_slice(self, acknowledge: bool = False) -> List[Any]:
-        """Every id of the slice was published: send the gathered events; their acks' Deferreds if ``acknowledge``."""
+    def end_slice(self, acknowledge: bool = False, encode: Encode = encode_hit) -> List[Any]:
+        """Every id of the slice was published: send the gathered events (``encode`` gives a hit's JSON bytes);
+        their acks' Deferreds if ``acknowledge``."""
 
     def abandon_slice(self) -> None:
         """Publishing the slice failed part way: forget what was gathered."""
@@ -278,8 +279,9 @@ class Pipeline:
                 matched, faults = await self._percolate_isolated(index, sources[start:end])
                 self._timed(end - start, self.clock.seconds() - before)  # type: ignore[misc]  # zope interface, no mypy-zope plugin
                 grouped = group_by_subscription(hits[start:end], matched)
+                encode = SliceEncodings()  # a hit the replay store keeps and the Tailors get is encoded once
                 if self.replay is not None:  # before publishing: what a tail can ask for is never behind it
-                    self.replay.record(index, hits[start:end], grouped)
+                    self.replay.record(index, hits[start:end], grouped, encode)
                 unheard = 0
                 # One acknowledged submission in the slice: every publish of the slice asks for an ack
                 # (its hits may travel in any of them); the others do not wait for them.
@@ -293,7 +295,7 @@ class Pipeline:
                         elif isinstance(answer, Deferred):
                             answers.append(answer)
                     if self.slices is not None:
-                        answers.extend(a for a in self.slices.end_slice(acknowledge) if isinstance(a, Deferred))
+                        answers.extend(a for a in self.slices.end_slice(acknowledge, encode) if isinstance(a, Deferred))
                 except BaseException:
                     if self.slices is not None:
                         self.slices.abandon_slice()

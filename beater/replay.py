@@ -43,7 +43,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from beater.hits import Hit, encode_hit, received_ms
+from beater.hits import Encode, Hit, encode_hit, received_ms
 
 MAX_LIMIT = 1000
 """Most hits in one replay answer (callers page with ``more``)."""
@@ -187,9 +187,10 @@ class ReplayStore:
         self._subs[subscription_id] = entry
         self._maybe_sweep()
 
-    def record(self, index: str, hits: Sequence[Hit], grouped: Mapping[str, Sequence[Hit]]) -> None:
+    def record(self, index: str, hits: Sequence[Hit], grouped: Mapping[str, Sequence[Hit]], encode: Encode = encode_hit) -> None:
         """One percolated slice: ``hits`` (consecutive seqs of ``index``, in order) and, per subscription
-        id, the hits it matched (the pipeline's grouping, which it publishes next).
+        id, the hits it matched (the pipeline's grouping, which it publishes next); ``encode`` gives the
+        bytes it keeps (the slice's, which its publisher sends too).
 
         Called before the slice is published, so a replay answered at any moment plus the live
         events after it miss nothing.  The work is per subscription, not per (hit, subscription):
@@ -227,7 +228,7 @@ class ReplayStore:
             consecutive = last - first + 1 == len(hits)  # as the pipeline gives them; else look them up
             by_seq = None if consecutive else {hit["_seq"]: hit for hit in hits}
             for seq in sorted(pairs):
-                self._store(ix, hits[seq - first] if by_seq is None else by_seq[seq], pairs[seq])
+                self._store(ix, hits[seq - first] if by_seq is None else by_seq[seq], pairs[seq], encode)
         ix.next_seq = last + 1
         ix.last_received = max(ix.last_received, slice_ms)
         self._snapshot = None
@@ -242,8 +243,8 @@ class ReplayStore:
             self._parsed = (text, received_ms(text))
         return max(self._parsed[1], ix.last_received)
 
-    def _store(self, ix: _Index, hit: Hit, pairs: int) -> None:
-        data = encode_hit(hit)
+    def _store(self, ix: _Index, hit: Hit, pairs: int, encode: Encode) -> None:
+        data = encode(hit)
         ix.seqs.append(hit["_seq"])
         ix.received.append(self._received_ms(ix, hit))
         ix.docs.append(data)

@@ -16,13 +16,21 @@ from autobahn.wamp.types import PublishOptions, RegisterOptions
 from twisted.logger import Logger
 
 from beater.errors import BackendUnavailable, EstromError
-from beater.hits import Hit
+from beater.hits import Encode, Hit, encode_hit
 from beater.listeners import DOCS, TAILED, Listeners
 from beater.service import Beater
 from router import contract
 from router.client import SessionHolder, follow_meta
 
 log = Logger()
+
+
+def tailed_event(hits: List[Hit], by_id: Dict[str, List[int]], encode: Encode = encode_hit) -> List[Any]:
+    """The args of an ``estrom.tailed`` event (``router/contract.py``): the Beater, each hit as ``[seq, its
+    JSON]``, and the positions of every id's hits.  As bytes the router and the Tailor pass a hit through
+    without decoding or encoding it (CBOR carries them as they are), and the Tailor writes them unchanged."""
+    beater = str(hits[0]["_beater"]) if hits else "-"
+    return [beater, [[hit["_seq"], encode(hit)] for hit in hits], by_id]
 
 
 def _as_wamp_errors(fn: Callable[..., Awaitable[Dict[str, Any]]]) -> Callable[..., Awaitable[Dict[str, Any]]]:
@@ -124,7 +132,7 @@ class Publisher:
                 session.publish(contract.topic_for(subscription_id), hits)
         else:
             hits = [hit for event in events for hit in event]
-            session.publish(contract.TOPIC_TAILED, hits, {subscription_id: list(range(len(hits)))})
+            session.publish(contract.TOPIC_TAILED, *tailed_event(hits, {subscription_id: list(range(len(hits)))}))
 
     async def publish(self, subscription_id: str, hits: List[Hit], acknowledge: bool = False) -> Any:
         """Send (or hold, or add to the slice's Tailor event) one id's hits of a slice; False if nobody may hear them."""
@@ -159,9 +167,10 @@ class Publisher:
         """Forget what the slice's events would have carried (its publishing failed part way)."""
         self._hits, self._positions, self._by_id, self._topics = [], {}, {}, []
 
-    def end_slice(self, acknowledge: bool = False) -> List[Any]:
+    def end_slice(self, acknowledge: bool = False, encode: Encode = encode_hit) -> List[Any]:
         """Send the slice's events: the Tailors' first (it carries every HTTP tail's hits, and the router
-        routes in order), then each WAMP topic's; their acknowledgements' Deferreds if ``acknowledge``."""
+        routes in order), then each WAMP topic's; their acknowledgements' Deferreds if ``acknowledge``.
+        ``encode`` gives a hit's JSON (the slice's, which the replay store kept too)."""
         hits, by_id, topics = self._hits, self._by_id, self._topics
         self.abandon_slice()
         if not by_id and not topics:
@@ -170,7 +179,7 @@ class Publisher:
         options = _ACKNOWLEDGED if acknowledge else None
         answers = []
         if by_id:
-            answers.append(session.publish(contract.TOPIC_TAILED, hits, by_id, options=options))
+            answers.append(session.publish(contract.TOPIC_TAILED, *tailed_event(hits, by_id, encode), options=options))
         for subscription_id, topic_hits in topics:
             answers.append(session.publish(contract.topic_for(subscription_id), topic_hits, options=options))
         return answers if acknowledge else []

@@ -85,8 +85,10 @@ of a slice in one event: the router's cost is per message, and a POST of a burst
 queries sent a dozen (the p99 at 1,000 docs/s was set by those POSTs)."""
 
 TOPIC_TAILED = "estrom.tailed"
-"""Each event: ``[hits, {subscription_id: [position in hits, ...]}]``, one slice of one Beater, each hit once,
-every id that has a ``tailed-<id>`` subscriber; a Tailor keeps the ids it tails and ignores the rest."""
+"""Each event: ``[beater, [[seq, hit], ...], {subscription_id: [position in that list, ...]}]``, one slice of one
+Beater (its id, as a hit's ``_beater``), each hit once as ``[_seq, its JSON as bytes]`` (the bytes a tail writes:
+nobody on the way decodes them), for every id that has a ``tailed-<id>`` subscriber; a Tailor keeps the ids it
+tails and ignores the rest."""
 
 
 def tailed_marker_for(subscription_id: str) -> str:

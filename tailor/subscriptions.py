@@ -21,8 +21,7 @@ with neither a gap nor a repeat.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
-from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Set
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
@@ -30,7 +29,6 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from router import contract
-from tailor import stream
 from tailor.beaters import BeaterDirectory, follow_beaters
 from tailor.cursor import Cursor
 from tailor.stream import Delivered
@@ -84,13 +82,6 @@ def beaters_to_ask(directory: BeaterDirectory, cursor: Cursor) -> List[str]:
     return sorted(set(directory.ids) | set(cursor.seqs))
 
 
-def delivered_hit(hit: Any, data: bytes) -> Delivered:
-    """A live hit as the tails take it: its Beater and sequence number, and its JSON."""
-    if not isinstance(hit, dict):
-        return Delivered("-", 0, data)
-    return Delivered(str(hit.get("_beater") or "-"), int(hit.get("_seq") or 0), data)
-
-
 def _marker_event(*args: Any, **kwargs: Any) -> None:
     """An event on a ``tailed-<id>`` marker: none is ever published there, and one would carry nothing."""
 
@@ -137,28 +128,12 @@ class _Entry:
 class SubscriptionHub:
     """Reference-counted topic subscriptions on the current router session."""
 
-    ENCODED_CACHE = 4096
-
     def __init__(self, clock_ms: Callable[[], int] = now_ms, clock: Optional[IReactorTime] = None) -> None:
         self.session: Any = None
         self.clock_ms = clock_ms
         self.clock = clock  # for retrying a catch-up; None: no retries (unit tests)
         self.beaters = BeaterDirectory()
         self._entries: Dict[str, _Entry] = {}
-        # A document matching several tailed queries arrives once per topic: encode it once.
-        self._encoded: "OrderedDict[Tuple[Any, Any, Any], bytes]" = OrderedDict()
-
-    def encode(self, hit: Any) -> bytes:
-        """``hit`` as JSON bytes, from a small cache keyed by its index, sequence number and id."""
-        if not isinstance(hit, dict):
-            return stream.encode_hit(hit)
-        key = (hit.get("_index"), hit.get("_seq"), hit.get("_id"))
-        encoded = self._encoded.get(key)
-        if encoded is None:
-            encoded = self._encoded[key] = stream.encode_hit(hit)
-            if len(self._encoded) > self.ENCODED_CACHE:
-                self._encoded.popitem(last=False)
-        return encoded
 
     @property
     def subscribed_ids(self) -> List[str]:
@@ -224,9 +199,10 @@ class SubscriptionHub:
         # Nothing is published on the marker: the id's hits come on estrom.tailed (on_tailed).
         entry.subscription = await session.subscribe(_marker_event, contract.tailed_marker_for(subscription_id))
 
-    def on_tailed(self, hits: List[Any], by_id: Dict[str, List[int]], *args: Any, **kwargs: Any) -> None:
-        """One slice of a Beater for the Tailors: each tailed id's hits to its entry (ids not tailed here: ignored)."""
-        delivered: Dict[int, Delivered] = {}  # a hit matching several ids here is encoded once
+    def on_tailed(self, beater: str, hits: List[Any], by_id: Dict[str, List[int]], *args: Any, **kwargs: Any) -> None:
+        """One slice of a Beater for the Tailors, its hits as ``[seq, JSON bytes]``: each tailed id's hits to its
+        entry (ids not tailed here: ignored).  The bytes go to the tails as they came."""
+        delivered: Dict[int, Delivered] = {}  # a hit matching several ids here is one Delivered
         for subscription_id, places in by_id.items():
             entry = self._entries.get(subscription_id)
             if entry is None:
@@ -235,8 +211,8 @@ class SubscriptionHub:
             for place in places:
                 found = delivered.get(place)
                 if found is None:
-                    hit = hits[place]
-                    found = delivered[place] = delivered_hit(hit, self.encode(hit))
+                    seq, data = hits[place]
+                    found = delivered[place] = Delivered(beater, int(seq), bytes(data))
                 batch.append(found)
             entry.receive(batch, subscription_id)
 

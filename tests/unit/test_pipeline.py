@@ -416,7 +416,7 @@ class Slices:
     def __init__(self) -> None:
         self.events: List[str] = []
 
-    def end_slice(self, acknowledge: bool = False) -> List[Any]:
+    def end_slice(self, acknowledge: bool = False, encode: Any = None) -> List[Any]:
         self.events.append("end")
         return []
 

@@ -7,6 +7,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 
+from beater.hits import encode_hit
+from beater.wamp import tailed_event
 from router import contract
 from tailor.stream import Delivered
 from tailor.subscriptions import SubscriptionHub
@@ -83,8 +85,8 @@ def _hub(*beaters: str) -> "tuple[SubscriptionHub, FakeSession]":
 
 
 def live(hub: SubscriptionHub, hits: List[Any], subscription_id: str = "id1") -> None:
-    """A Beater's slice for the Tailors, on estrom.tailed, carrying ``hits`` for ``subscription_id``."""
-    hub.on_tailed(hits, {subscription_id: list(range(len(hits)))})
+    """A Beater's slice for the Tailors, on estrom.tailed as the Beater builds it, carrying ``hits`` for ``subscription_id``."""
+    hub.on_tailed(*tailed_event(hits, {subscription_id: list(range(len(hits)))}))
 
 
 def _hit(seq: int, beater: str = "b1") -> Dict[str, Any]:
@@ -153,12 +155,15 @@ def test_resubscribe_after_rejoin_restores_live_ids() -> None:
     assert [s.topic for s in new.subscriptions] == ["tailed-id1"]
 
 
-def test_a_hit_arriving_on_several_topics_is_encoded_once_and_identically() -> None:
-    hub = SubscriptionHub()
-    hit = {"_index": "i", "_seq": 7, "_id": "x", "_source": {"a": 1}}
-    first = hub.encode(hit)
-    assert hub.encode(dict(hit)) is first
-    assert first == b'{"_index":"i","_seq":7,"_id":"x","_source":{"a":1}}'
+def test_a_tailed_hit_reaches_the_tails_as_the_bytes_the_beater_encoded() -> None:
+    """Nobody between the Beater and the tail decodes a hit: the tail writes the Beater's ``encode_hit`` bytes."""
+    hub, _ = _hub()
+    sink = Sink()
+    ensureDeferred(hub.acquire("id1", sink))
+    hit = {"_index": "i", "_seq": 7, "_beater": "b1", "_id": "x", "_source": {"a": 1.5, "t": "caf\u00e9"}}
+    live(hub, [hit])
+    assert sink.hits == [Delivered("b1", 7, encode_hit(hit))]
+    assert sink.hits[0].data == '{"_index":"i","_seq":7,"_beater":"b1","_id":"x","_source":{"a":1.5,"t":"café"}}'.encode()
 
 
 def test_after_a_rejoin_what_was_missed_comes_from_the_replay_store_in_order_without_repeats() -> None:
@@ -242,10 +247,10 @@ def test_a_slice_for_the_tailors_reaches_each_tailed_id_and_skips_the_others() -
     a, b = Sink(), Sink()
     ensureDeferred(hub.acquire("id1", a))
     ensureDeferred(hub.acquire("id2", b))
-    hub.on_tailed([_hit(1), _hit(2), _hit(3)], {"id1": [0, 2], "id2": [2], "elsewhere": [1]})
+    hub.on_tailed(*tailed_event([_hit(1), _hit(2), _hit(3)], {"id1": [0, 2], "id2": [2], "elsewhere": [1]}))
     assert [h.seq for h in a.hits] == [1, 3]
     assert [h.seq for h in b.hits] == [3]
-    assert a.hits[1].data is b.hits[0].data  # encoded once for both
+    assert a.hits[1] is b.hits[0]  # one Delivered for both
 
 
 def test_a_join_subscribes_to_the_tailors_topic_before_any_marker() -> None:
